@@ -1,0 +1,163 @@
+"""Settings, read once when the app, the worker or a CLI command is built.
+
+Environment variables use the prefix ``MENUSYNC_`` and ``__`` between nested groups, for example
+``MENUSYNC_DATABASE__URL`` or ``MENUSYNC_AUTH__JWT_SECRET``. A ``.env`` file in the working
+directory is read too. In the embedded default nothing needs configuring: the database is a SQLite
+file under ``./var/`` and the JWT secret and the credentials encryption key are generated once into
+``./var/`` (mode 0600) and reused from there.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogFormat = Literal["auto", "json", "console"]
+
+
+class DatabaseSettings(BaseModel):
+    url: str = ""
+    """SQLAlchemy async URL; empty means ``sqlite+aiosqlite:///<data_dir>/menusync.db``."""
+    echo: bool = False
+    pool_size: int = Field(default=10, ge=1)
+    busy_timeout_ms: int = Field(default=30_000, ge=0)
+    auto_migrate: bool | None = None
+    """Apply migrations when ``serve`` starts; default: only for SQLite."""
+
+
+class AuthSettings(BaseModel):
+    algorithm: Literal["HS256", "RS256"] = "HS256"
+    jwt_secret: SecretStr | None = None
+    """HS256 shared secret; generated into ``<data_dir>/jwt-secret`` when unset."""
+    public_key: str | None = None
+    """RS256: PEM public key used to verify tokens."""
+    private_key: SecretStr | None = None
+    """RS256: PEM private key, only needed by ``menusync token``."""
+    issuer: str | None = None
+    audience: str | None = None
+    leeway_seconds: int = Field(default=0, ge=0, le=300)
+    default_token_ttl_seconds: int = Field(default=3600, ge=60)
+
+    @model_validator(mode="after")
+    def _rs256_needs_key(self) -> AuthSettings:
+        if self.algorithm == "RS256" and not self.public_key:
+            raise ValueError("auth.public_key is required when auth.algorithm is RS256")
+        return self
+
+
+class SecuritySettings(BaseModel):
+    encryption_key: SecretStr | None = None
+    """Fernet key for platform credentials; generated into ``<data_dir>/encryption-key`` when
+    unset. Several keys may be given comma-separated (newest first) to rotate."""
+
+
+class ApiSettings(BaseModel):
+    max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    metrics_public: bool = True
+    cors_origins: list[str] = Field(default_factory=list)
+
+
+class LogSettings(BaseModel):
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    format: LogFormat = "auto"
+
+
+class Settings(BaseSettings):
+    """Every setting of menusync. Values come from the environment, then ``.env``, then defaults."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="MENUSYNC_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    data_dir: Path = Path("var")
+    public_url: str = "http://127.0.0.1:8000"
+    """How platforms reach this service (webhook and callback URLs are built from it)."""
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'menusync.db').resolve()}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        if self.database.auto_migrate is not None:
+            return self.database.auto_migrate
+        return self.is_sqlite
+
+    def jwt_secret(self) -> str:
+        """The HS256 secret: configured, or generated once into the data directory."""
+        if self.auth.jwt_secret is not None:
+            return self.auth.jwt_secret.get_secret_value()
+        return _secret_file(self.data_dir / "jwt-secret", lambda: secrets.token_urlsafe(48))
+
+    def encryption_keys(self) -> list[str]:
+        """Fernet keys, newest first: configured, or one generated once into the data directory."""
+        if self.security.encryption_key is not None:
+            raw = self.security.encryption_key.get_secret_value()
+            return [key.strip() for key in raw.split(",") if key.strip()]
+        key = _secret_file(
+            self.data_dir / "encryption-key",
+            lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
+        )
+        return [key]
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings as plain data, secrets masked (for ``menusync config``)."""
+        data = self.model_dump(mode="json")
+        data["database"]["url"] = _mask_url(self.database_url)
+        for group, key in (
+            ("auth", "jwt_secret"),
+            ("auth", "private_key"),
+            ("security", "encryption_key"),
+        ):
+            data[group][key] = "********" if data[group][key] else "(generated under data_dir)"
+        if data["auth"]["private_key"] == "(generated under data_dir)":
+            data["auth"]["private_key"] = None
+        return data
+
+
+def _mask_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _secret_file(path: Path, make: Any) -> str:
+    """Read a secret from ``path``, creating it (mode 0600, exclusively) on first use."""
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value: str = make()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        # Another process created it first; use theirs.
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+def get_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

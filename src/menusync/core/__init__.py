@@ -1,0 +1,1 @@
+"""Infrastructure that knows no domain words: database, errors, clock, logging, security, HTTP."""

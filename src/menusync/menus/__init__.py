@@ -1,0 +1,1 @@
+"""Canonical menus: the model, its validation, storage and CRUD."""

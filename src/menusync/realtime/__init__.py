@@ -1,0 +1,1 @@
+"""Realtime progress: typed events, the outbox writer, the relay and the Socket.IO namespace."""

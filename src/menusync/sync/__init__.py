@@ -1,0 +1,1 @@
+"""Sync: jobs, batches, the queue, the runner, the planner, the service and its endpoints."""

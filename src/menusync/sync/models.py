@@ -1,0 +1,184 @@
+"""Sync jobs (also the queue rows), batches, per-target push history, configurations, webhooks
+and worker heartbeats."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from menusync.core.models import Base, IdMixin, TenantMixin, TimestampMixin, _now
+
+DUE_STATUSES = ("pending", "scheduled_retry")
+
+
+class SyncBatch(IdMixin, TenantMixin, TimestampMixin, Base):
+    """One batch: a menu pushed to several platforms, its counters and overall status."""
+
+    __tablename__ = "multi_platform_sync_history"
+    __table_args__ = (Index("ix_batches_company_created", "company_id", "created_at"),)
+
+    menu_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("menus.id", ondelete="SET NULL"))
+    platforms: Mapped[list[Any]]
+    execution_mode: Mapped[str] = mapped_column(String(16), default="parallel")
+    fail_fast: Mapped[bool] = mapped_column(Boolean, default=False)
+    overall_status: Mapped[str] = mapped_column(String(24), default="pending")
+    overall_progress: Mapped[int] = mapped_column(Integer, default=0)
+    total_operations: Mapped[int] = mapped_column(Integer, default=0)
+    completed_operations: Mapped[int] = mapped_column(Integer, default=0)
+    failed_operations: Mapped[int] = mapped_column(Integer, default=0)
+    cancelled_operations: Mapped[int] = mapped_column(Integer, default=0)
+    initiated_by: Mapped[str | None] = mapped_column(String(128))
+    started_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+
+
+class SyncJob(IdMixin, TenantMixin, TimestampMixin, Base):
+    """One sync job: a menu (or availability, or store status) to one platform target.
+
+    This row is both the history a user reads and the unit of work a worker claims.
+    """
+
+    __tablename__ = "platform_sync_logs"
+    __table_args__ = (
+        # The claim: due jobs by priority then age.
+        Index("ix_sync_jobs_due", "status", "priority", "next_attempt_at"),
+        # Expired leases of running jobs.
+        Index("ix_sync_jobs_lease", "status", "lease_expires_at"),
+        # One job at a time per (platform, store) target.
+        Index("ix_sync_jobs_target", "platform", "store_key", "status"),
+        Index("ix_sync_jobs_company_created", "company_id", "created_at"),
+        Index("ix_sync_jobs_company_platform_status", "company_id", "platform", "status"),
+        Index("ix_sync_jobs_company_menu", "company_id", "menu_id", "created_at"),
+        Index("ix_sync_jobs_batch", "batch_id"),
+        Index("ix_sync_jobs_external", "platform", "external_ref"),
+        Index("ix_sync_jobs_awaiting", "status", "next_poll_at"),
+    )
+
+    batch_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("multi_platform_sync_history.id", ondelete="SET NULL")
+    )
+    menu_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("menus.id", ondelete="SET NULL"))
+    menu_version: Mapped[int | None] = mapped_column(Integer)
+    platform: Mapped[str] = mapped_column(String(32))
+    store_key: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(24), default="menu")
+    """``menu``, ``availability`` or ``store_status``."""
+    status: Mapped[str] = mapped_column(String(24), default="pending")
+    priority: Mapped[int] = mapped_column(Integer, default=5)
+    sequence: Mapped[int] = mapped_column(Integer, default=0)
+    """Position in a ``sequence`` batch; a job waits for the ones before it."""
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    max_attempts: Mapped[int] = mapped_column(Integer, default=4)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=_now)
+    lease_owner: Mapped[str | None] = mapped_column(String(128))
+    lease_expires_at: Mapped[datetime | None]
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    is_forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    stage: Mapped[str] = mapped_column(String(48), default="queued")
+    message: Mapped[str | None] = mapped_column(Text)
+    items_total: Mapped[int] = mapped_column(Integer, default=0)
+    items_processed: Mapped[int] = mapped_column(Integer, default=0)
+    request: Mapped[dict[str, Any]]
+    """What was asked: configuration overrides, item ids, availability or store-status input."""
+    external_ref: Mapped[str | None] = mapped_column(String(200))
+    payload_hash: Mapped[str | None] = mapped_column(String(64))
+    is_unchanged: Mapped[bool] = mapped_column(Boolean, default=False)
+    confirmation_deadline_at: Mapped[datetime | None]
+    next_poll_at: Mapped[datetime | None]
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    error_retryable: Mapped[bool | None] = mapped_column(Boolean)
+    error_details: Mapped[dict[str, Any] | None]
+    trigger: Mapped[str] = mapped_column(String(24), default="manual")
+    """``manual``, ``batch``, ``schedule``, ``api``."""
+    initiated_by: Mapped[str | None] = mapped_column(String(128))
+    correlation_id: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[datetime | None]
+    completed_at: Mapped[datetime | None]
+    duration_ms: Mapped[int | None] = mapped_column(Integer)
+
+
+class PushRecord(IdMixin, TenantMixin, Base):
+    """What was last pushed successfully to one (menu, platform target)."""
+
+    __tablename__ = "menu_sync_history"
+    __table_args__ = (UniqueConstraint("company_id", "menu_id", "platform", "store_key"),)
+
+    menu_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("menus.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(32))
+    store_key: Mapped[str] = mapped_column(String(200))
+    payload_hash: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]]
+    """The payload as pushed, for diffs in previews."""
+    menu_version: Mapped[int] = mapped_column(Integer)
+    sync_id: Mapped[uuid.UUID | None]
+    pushed_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class SyncConfiguration(IdMixin, TenantMixin, TimestampMixin, Base):
+    """Settings for one menu on one platform, and its schedule."""
+
+    __tablename__ = "sync_configurations"
+    __table_args__ = (
+        UniqueConstraint("company_id", "menu_id", "platform"),
+        Index(
+            "ix_sync_configurations_due",
+            "next_run_at",
+            postgresql_where=text("auto_sync_enabled"),
+            sqlite_where=text("auto_sync_enabled"),
+        ),
+    )
+
+    menu_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("menus.id", ondelete="CASCADE"))
+    platform: Mapped[str] = mapped_column(String(32))
+    configuration: Mapped[dict[str, Any]]
+    auto_sync_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    sync_schedule: Mapped[str | None] = mapped_column(String(120))
+    webhook_url: Mapped[str | None] = mapped_column(Text)
+    next_run_at: Mapped[datetime | None]
+    last_run_at: Mapped[datetime | None]
+    updated_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class WebhookEvent(IdMixin, Base):
+    """One inbound platform webhook, deduplicated by (platform, event id)."""
+
+    __tablename__ = "webhook_events"
+    __table_args__ = (
+        UniqueConstraint("platform", "event_id"),
+        Index("ix_webhook_events_company_received", "company_id", "received_at"),
+    )
+
+    platform: Mapped[str] = mapped_column(String(32))
+    event_id: Mapped[str] = mapped_column(String(200))
+    company_id: Mapped[str | None] = mapped_column(String(64))
+    event_type: Mapped[str | None] = mapped_column(String(64))
+    external_ref: Mapped[str | None] = mapped_column(String(200))
+    sync_id: Mapped[uuid.UUID | None]
+    signature_valid: Mapped[bool] = mapped_column(Boolean)
+    headers: Mapped[dict[str, Any]]
+    body: Mapped[str] = mapped_column(Text)
+    outcome: Mapped[str] = mapped_column(String(32))
+    """``applied``, ``ignored``, ``unmatched``, ``rejected``, ``duplicate``."""
+    error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[datetime] = mapped_column(default=_now)
+    processed_at: Mapped[datetime | None]
+
+
+class WorkerHeartbeat(Base):
+    """A worker process seen recently (readiness and the queue view)."""
+
+    __tablename__ = "worker_heartbeats"
+
+    worker_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    concurrency: Mapped[int] = mapped_column(Integer)
+    active_jobs: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(default=_now)
+    last_seen_at: Mapped[datetime] = mapped_column(default=_now)

@@ -1,0 +1,49 @@
+"""The authenticated caller: who, which company, which role."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from menusync.core.errors import PermissionDenied, Unauthenticated
+from menusync.tenancy.roles import Role
+
+
+@dataclass(frozen=True)
+class AuthContext:
+    user_id: str
+    company_id: str
+    role: Role
+    request_id: str | None = None
+
+    @classmethod
+    def from_claims(cls, claims: dict[str, Any], request_id: str | None = None) -> AuthContext:
+        """Build the context from verified JWT claims (``sub``, ``companyId``, ``role``)."""
+        subject = claims.get("sub")
+        company = claims.get("companyId")
+        role = claims.get("role")
+        missing = [
+            name
+            for name, value in (("sub", subject), ("companyId", company), ("role", role))
+            if not isinstance(value, str) or not value
+        ]
+        if missing:
+            raise Unauthenticated(
+                f"Token is missing required claims: {', '.join(missing)}", code="invalid_token"
+            )
+        try:
+            parsed_role = Role(str(role))
+        except ValueError as exc:
+            raise Unauthenticated(f"Unknown role {role!r}", code="invalid_token") from exc
+        return cls(
+            user_id=str(subject), company_id=str(company), role=parsed_role, request_id=request_id
+        )
+
+    def require(self, allowed: Iterable[Role]) -> None:
+        allowed = frozenset(allowed)
+        if self.role not in allowed:
+            raise PermissionDenied(
+                f"Role {self.role.value!r} may not do this",
+                details={"allowedRoles": sorted(r.value for r in allowed)},
+            )
