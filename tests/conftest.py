@@ -15,12 +15,18 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx2
 import psycopg
 import pytest
+from cryptography.fernet import Fernet
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from tests.support import TEST_SECRET
 
+from menusync.app import create_app
+from menusync.config import Settings
 from menusync.core.db import create_engine, create_sessionmaker
+from menusync.core.resources import Resources, build_resources
 from menusync.migrations import upgrade_to_head
 from menusync.models import metadata
 
@@ -99,3 +105,32 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 async def table_count(engine: AsyncEngine, table: str) -> int:
     async with engine.connect() as conn:
         return int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
+
+
+# ---- the API -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "var",
+        database={"url": db_url},
+        auth={"jwt_secret": TEST_SECRET},
+        security={"encryption_key": Fernet.generate_key().decode()},
+        public_url="http://menusync.test",
+    )
+
+
+@pytest.fixture
+async def resources(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Resources]:
+    built = build_resources(settings, engine=engine)
+    yield built
+    await built.http.aclose()
+
+
+@pytest.fixture
+async def client(settings: Settings, resources: Resources) -> AsyncIterator[httpx2.AsyncClient]:
+    app = create_app(settings, resources=resources)
+    transport = httpx2.ASGITransport(app=app)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://menusync.test") as http:
+        yield http

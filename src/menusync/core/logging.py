@@ -61,7 +61,7 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("uvicorn.access", "httpx", "httpx2", "httpcore", "httpcore2"):
+    for noisy in ("uvicorn.access", "httpx", "httpx2", "httpcore", "httpcore2", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 

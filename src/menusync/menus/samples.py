@@ -171,8 +171,8 @@ def _text(en: str, ar: str) -> dict[str, str]:
 
 def sample_document() -> dict[str, Any]:
     """The demo menu as a JSON document (camelCase), as a client would send it."""
-    categories = []
-    items = []
+    categories: list[dict[str, Any]] = []
+    items: list[dict[str, Any]] = []
     for category_id, en, ar, entries in _CATALOG:
         categories.append(
             {
@@ -182,7 +182,7 @@ def sample_document() -> dict[str, Any]:
                 "sortOrder": len(categories),
             }
         )
-        for item_id, item_en, item_ar, price, calories, groups in entries:
+        for item_id, item_en, item_ar, price, calories, item_groups in entries:
             item: dict[str, Any] = {
                 "id": item_id,
                 "name": _text(item_en, item_ar),
@@ -191,7 +191,7 @@ def sample_document() -> dict[str, Any]:
                 "sku": f"SKU-{item_id.upper()}",
                 "image": {"url": _IMG.format(item_id)},
                 "calories": calories,
-                "modifierGroupIds": groups,
+                "modifierGroupIds": item_groups,
                 "allergens": _ALLERGENS.get(item_id, []),
                 "preparationTimeMinutes": 15 if category_id in ("grills", "mains") else 8,
                 "sortOrder": len(items),
@@ -204,25 +204,25 @@ def sample_document() -> dict[str, Any]:
         "deliveroo": {"price": "99.00"},
         "talabat": {"price": "97.00"},
     }
-    groups = []
-    options = []
-    for group_id, en, ar, minimum, maximum, entries in _GROUPS:
+    groups: list[dict[str, Any]] = []
+    options: list[dict[str, Any]] = []
+    for group_id, group_en, group_ar, minimum, maximum, choices in _GROUPS:
         groups.append(
             {
                 "id": group_id,
-                "name": _text(en, ar),
+                "name": _text(group_en, group_ar),
                 "minSelections": minimum,
                 "maxSelections": maximum,
-                "optionIds": [entry[0] for entry in entries],
+                "optionIds": [choice[0] for choice in choices],
                 "sortOrder": len(groups),
             }
         )
-        for option_id, option_en, option_ar, price, nested in entries:
+        for option_id, option_en, option_ar, option_price, nested in choices:
             options.append(
                 {
                     "id": option_id,
                     "name": _text(option_en, option_ar),
-                    "price": price,
+                    "price": option_price,
                     "modifierGroupIds": nested,
                 }
             )

@@ -1,0 +1,15 @@
+"""The one place routers are included, one line per domain."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+
+from menusync.menus.endpoints import router as menus_router
+from menusync.observability.endpoints import router as system_router
+
+
+def include_routers(app: FastAPI) -> None:
+    api = APIRouter(prefix="/api/v1")
+    api.include_router(menus_router)
+    app.include_router(api)
+    app.include_router(system_router)
