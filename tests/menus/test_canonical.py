@@ -52,7 +52,8 @@ def test_sample_menu_is_valid_and_realistic() -> None:
     assert check_menu(menu) == []
     assert len(menu.items) >= 60
     assert all(set(item.name) == {"en", "ar"} for item in menu.items)
-    assert menu.modifier_groups and menu.modifier_options
+    assert menu.modifier_groups
+    assert menu.modifier_options
 
 
 def test_large_generated_menu_is_valid() -> None:

@@ -19,6 +19,7 @@ the ASGI middleware (:class:`SandboxMiddleware`) all work on it.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import random
 import secrets
 from collections import deque
@@ -237,6 +238,7 @@ class TokenIssuer:
         self._issuer = issuer
         self._key = secrets.token_hex(32)
         self._expiry: dict[str, datetime] = {}
+        self._subject: dict[str, str] = {}
 
     def issue(self, subject: str, lifetime: timedelta, now: datetime, **claims: object) -> str:
         payload: dict[str, object] = {
@@ -249,7 +251,11 @@ class TokenIssuer:
         }
         token = jwt.encode(payload, self._key, algorithm="HS256")
         self._expiry[token] = now + lifetime
+        self._subject[token] = subject
         return token
+
+    def subject(self, token: str) -> str | None:
+        return self._subject.get(token)
 
     def is_valid(self, token: str, now: datetime) -> bool:
         expires_at = self._expiry.get(token)
@@ -257,6 +263,7 @@ class TokenIssuer:
 
     def revoke_all(self) -> None:
         self._expiry.clear()
+        self._subject.clear()
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -266,6 +273,16 @@ def bearer_token(authorization: str | None) -> str | None:
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def credentials_ok(settings: SandboxSettings, client_id: str | None, secret: str | None) -> bool:
+    """Any non-empty pair, or exactly a configured one when ``settings.credentials`` is set."""
+    if not client_id or not secret:
+        return False
+    if settings.credentials:
+        expected = settings.credentials.get(client_id)
+        return expected is not None and hmac.compare_digest(expected, secret)
+    return True
 
 
 class Simulator:
