@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import logging
 import random
 import secrets
 from collections import deque
@@ -38,6 +39,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from menusync.sandbox.settings import SandboxSettings
 
 CONTROL_PREFIX = "/__sandbox"
+logger = logging.getLogger("menusync.sandbox")
 
 
 def iso(at: datetime) -> str:
@@ -335,9 +337,20 @@ class Simulator:
 
     def spawn(self, work: Coroutine[object, object, None]) -> None:
         """Run ``work`` in the background, owned by this simulator."""
-        task = asyncio.get_running_loop().create_task(work)
+        task = asyncio.get_running_loop().create_task(self._guarded(work))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+
+        def finished(done: asyncio.Task[None]) -> None:
+            self._tasks.discard(done)
+            work.close()  # a task cancelled before it started never awaited ``work``
+
+        task.add_done_callback(finished)
+
+    async def _guarded(self, work: Coroutine[object, object, None]) -> None:
+        try:
+            await work
+        except Exception:
+            logger.exception("%s sandbox: background work failed", self.platform)
 
     async def drain(self, timeout: float | None = None) -> bool:
         """Wait until no background work is left; ``False`` if ``timeout`` passed first."""

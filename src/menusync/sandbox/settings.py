@@ -117,7 +117,7 @@ class SandboxSettings(BaseModel):
     )
 
     # Delivery Hero middleware (Talabat)
-    talabat_plugin_secret: str = "sandbox-dh-plugin-secret"
+    talabat_plugin_secret: str = "sandbox-dh-plugin-secret-" + "0" * 48
     talabat_callback_retry_delays: list[float] = Field(
         default_factory=lambda: list(TALABAT_RETRY_DELAYS)
     )
