@@ -236,12 +236,17 @@ class PlatformAdapter(Protocol):
         ``PlatformUnavailable``/``PlatformBusy``, ``PlatformAuthError``, ``PlatformContractError``."""
         ...
 
-    async def get_push_result(self, external_ref: str) -> PushResult:
-        """Poll the platform for a push's outcome. Raises the same errors as ``push_menu``."""
+    async def get_push_result(
+        self, external_ref: str, payload: MenuPayload | None = None
+    ) -> PushResult:
+        """Poll the platform for a push's outcome. ``payload`` is what was pushed, for platforms
+        that can only compare the live menu with it. Raises the same errors as ``push_menu``."""
         ...
 
-    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> WebhookMessage:
-        """Parse a webhook body (without trusting it). Raises ``PlatformContractError``."""
+    @classmethod
+    def parse_webhook(cls, headers: Mapping[str, str], body: bytes) -> WebhookMessage:
+        """Parse a webhook body (without trusting it: it is verified with the connection of the
+        job it names). Raises ``PlatformContractError``."""
         ...
 
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> bool:
@@ -249,7 +254,8 @@ class PlatformAdapter(Protocol):
         secret (constant-time comparison)."""
         ...
 
-    def webhook_reply(self, message: WebhookMessage | None, *, accepted: bool) -> WebhookReply:
+    @classmethod
+    def webhook_reply(cls, message: WebhookMessage | None, *, accepted: bool) -> WebhookReply:
         """The answer that makes the platform stop redelivering (or, when not accepted, retry)."""
         ...
 

@@ -11,9 +11,12 @@ from collections.abc import Iterable
 from typing import Any
 
 from menusync.core.errors import NotFound
+from menusync.platforms.adapters.careem import CareemAdapter
+from menusync.platforms.adapters.deliveroo import DeliverooAdapter
+from menusync.platforms.adapters.talabat import TalabatAdapter
 from menusync.platforms.base import AdapterContext, PlatformAdapter
 
-ADAPTERS: tuple[type[PlatformAdapter], ...] = ()
+ADAPTERS: tuple[type[PlatformAdapter], ...] = (CareemAdapter, TalabatAdapter, DeliverooAdapter)
 
 
 class UnknownPlatform(NotFound):

@@ -1,0 +1,1 @@
+"""One module per platform; each is registered in ``menusync.platforms.registry``."""
