@@ -6,10 +6,14 @@ from fastapi import APIRouter, FastAPI
 
 from menusync.menus.endpoints import router as menus_router
 from menusync.observability.endpoints import router as system_router
+from menusync.platforms.endpoints import router as connections_router
+from menusync.sync.endpoints import router as sync_router
 
 
 def include_routers(app: FastAPI) -> None:
     api = APIRouter(prefix="/api/v1")
     api.include_router(menus_router)
+    api.include_router(connections_router)
+    api.include_router(sync_router)
     app.include_router(api)
     app.include_router(system_router)

@@ -1,16 +1,19 @@
-"""``create_app(settings)``: the FastAPI application (and, later, the Socket.IO ASGI wrapper).
+"""``create_app(settings)``: the FastAPI application (wrapped with Socket.IO by the realtime
+package).
 
 Nothing connects at import time: the lifespan builds the process resources (engine, HTTP client,
-verifier) unless the caller passes its own (tests, ``serve``), and closes what it built.
+verifier) unless the caller passes its own (tests, ``serve``), and closes what it built. In
+embedded mode (``serve``) the lifespan also runs a worker in this process.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Request, Response
+from starlette.types import ASGIApp
 
 from menusync import __version__
 from menusync.api import include_routers
@@ -22,6 +25,11 @@ from menusync.core.web import (
     install_error_handlers,
 )
 from menusync.observability.metrics import Metrics
+from menusync.platforms.registry import AdapterRegistry, default_registry
+from menusync.platforms.runtime import PlatformRuntime
+from menusync.platforms.tokens import TokenCache
+from menusync.sync.policy import EnginePolicies
+from menusync.worker import Worker
 
 DESCRIPTION = """
 menusync publishes restaurant menus to delivery platforms (Careem, Talabat, Deliveroo) reliably:
@@ -31,32 +39,57 @@ Authenticate with `Authorization: Bearer <JWT>` carrying `sub`, `companyId` and 
 Errors are `{"success": false, "error": {"code", "message", "details"}}`.
 """
 
+Hook = Callable[[FastAPI], Awaitable[None]]
 
-def create_app(settings: Settings, *, resources: Resources | None = None) -> FastAPI:
-    owns_resources = resources is None
+
+def create_app(
+    settings: Settings,
+    *,
+    resources: Resources | None = None,
+    registry: AdapterRegistry | None = None,
+    embedded_worker: bool = False,
+    mounts: Mapping[str, ASGIApp] | None = None,
+    on_startup: list[Hook] | None = None,
+    on_shutdown: list[Hook] | None = None,
+) -> FastAPI:
+    registry = registry or default_registry()
+    policies = EnginePolicies(registry, settings.engine)
+
+    def wire(app: FastAPI, built: Resources) -> None:
+        app.state.resources = built
+        app.state.platform_runtime = PlatformRuntime(registry, TokenCache(built.clock))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         built = resources or build_resources(settings)
-        app.state.resources = built
+        wire(app, built)
+        worker = None
         try:
+            for hook in on_startup or []:
+                await hook(app)
+            if embedded_worker:
+                worker = Worker(built, app.state.platform_runtime, policies)
+                await worker.start()
+                app.state.worker = worker
             yield
         finally:
-            if owns_resources:
+            if worker is not None:
+                await worker.stop()
+            for hook in on_shutdown or []:
+                await hook(app)
+            if resources is None:
                 await built.aclose()
 
-    app = FastAPI(
-        title="menusync",
-        version=__version__,
-        description=DESCRIPTION,
-        lifespan=lifespan,
-    )
+    app = FastAPI(title="menusync", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
     app.state.metrics = Metrics()
+    app.state.engine_policies = policies
     if resources is not None:
-        app.state.resources = resources
+        wire(app, resources)
     install_error_handlers(app)
     include_routers(app)
+    for path, mounted in (mounts or {}).items():
+        app.mount(path, mounted)
 
     @app.middleware("http")
     async def _measure(

@@ -68,6 +68,42 @@ class LogSettings(BaseModel):
     format: LogFormat = "auto"
 
 
+class PlatformPolicySettings(BaseModel):
+    """Overrides of one platform's defaults (unset values keep the adapter's documented ones)."""
+
+    max_retries: int | None = Field(default=None, ge=0, le=50)
+    base_delay_seconds: float | None = Field(default=None, gt=0)
+    max_delay_seconds: float | None = Field(default=None, gt=0)
+    multiplier: float | None = Field(default=None, ge=1)
+    requests_per_minute: float | None = Field(default=None, gt=0)
+    """The whole-platform request budget shared by every worker."""
+    per_store_scale: float = Field(default=1.0, gt=0)
+    """Multiplies the documented per-store limits (e.g. 10 against a sandbox with 10x limits)."""
+
+
+class BreakerSettings(BaseModel):
+    failure_threshold: int = Field(default=5, ge=1)
+    open_seconds: float = Field(default=60, gt=0)
+    success_threshold: int = Field(default=3, ge=1)
+
+
+class EngineSettings(BaseModel):
+    concurrency: int = Field(default=4, ge=1, le=256)
+    """Jobs one worker process runs at once."""
+    lease_seconds: float = Field(default=30, ge=2)
+    idle_poll_seconds: float = Field(default=1.0, gt=0)
+    """How often an idle worker looks for due jobs when no wake-up arrives."""
+    max_inline_wait_seconds: float = Field(default=2.0, ge=0)
+    """Rate-limit waits up to this long are slept; longer ones reschedule the job."""
+    status_poll_seconds: float = Field(default=15, gt=0)
+    """How often a job awaiting the platform's confirmation is polled (webhooks usually win)."""
+    confirmation_timeout_seconds: float = Field(default=900, gt=0)
+    maintenance_seconds: float = Field(default=2.0, gt=0)
+    event_retention_days: float = Field(default=7, gt=0)
+    breaker: BreakerSettings = Field(default_factory=BreakerSettings)
+    platforms: dict[str, PlatformPolicySettings] = Field(default_factory=dict)
+
+
 class Settings(BaseSettings):
     """Every setting of menusync. Values come from the environment, then ``.env``, then defaults."""
 
@@ -86,6 +122,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     api: ApiSettings = Field(default_factory=ApiSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    engine: EngineSettings = Field(default_factory=EngineSettings)
 
     @property
     def database_url(self) -> str:

@@ -80,3 +80,8 @@ async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncItera
     """One transaction owned by the caller: committed when the block ends, rolled back on error."""
     async with sessions() as session, session.begin():
         yield session
+
+
+def dialect_name(session: AsyncSession) -> str:
+    """``postgresql`` or ``sqlite``: for the few statements that differ between the two."""
+    return session.get_bind().dialect.name

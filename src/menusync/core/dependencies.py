@@ -25,7 +25,7 @@ ResourcesDep = Annotated[Resources, Depends(get_resources)]
 
 
 async def get_session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
-    async with resources.sessions() as session, session.begin():
+    async with resources.unit_of_work() as session:
         yield session
 
 

@@ -3,6 +3,8 @@ HTTP client. The app lifespan, the worker and CLI commands build it the same way
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import httpx2
@@ -25,6 +27,17 @@ class Resources:
     clock: Clock
     http: httpx2.AsyncClient
     signals: Signals = field(default_factory=lambda: Signals())
+
+    @asynccontextmanager
+    async def unit_of_work(self) -> AsyncIterator[AsyncSession]:
+        """One transaction: committed at the end (then waiting readers are woken), rolled back
+        on error. Every owner of a unit of work (request, job step, CLI command) uses this."""
+        async with self.sessions() as session:
+            async with session.begin():
+                yield session
+            wake = session.info.pop("wake", set())
+            if wake:
+                self.signals.wake(wake)
 
     async def aclose(self) -> None:
         await self.http.aclose()

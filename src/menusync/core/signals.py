@@ -33,3 +33,15 @@ class Signals:
     def __init__(self) -> None:
         self.jobs = Signal()
         self.events = Signal()
+
+    def wake(self, names: set[str]) -> None:
+        for name in names:
+            getattr(self, name).set()
+
+
+def wake_after_commit(session_info: dict[str, object], name: str) -> None:
+    """Ask the owner of the unit of work to wake ``name`` (``jobs`` or ``events``) once the
+    transaction has committed (waking readers before would show them nothing new)."""
+    wake = session_info.setdefault("wake", set())
+    assert isinstance(wake, set)
+    wake.add(name)

@@ -85,7 +85,9 @@ class PlatformGateway:
         return self.registry.create(connection.platform, self.config_of(connection), context)
 
 
-def split_config(adapter: type[PlatformAdapter], config: BaseModel) -> tuple[dict[str, Any], dict[str, Any]]:
+def split_config(
+    adapter: type[PlatformAdapter], config: BaseModel
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(non-secret settings as JSON, secret values as plain strings) of a validated Config."""
     settings: dict[str, Any] = {}
     secrets: dict[str, Any] = {}
@@ -139,7 +141,9 @@ class ConnectionService:
         except ValidationError as exc:
             issues = validation_issues(exc.errors())
             for issue in issues:
-                issue["path"] = f"body.credentials.{issue['path']}" if issue["path"] else "body.credentials"
+                issue["path"] = (
+                    f"body.credentials.{issue['path']}" if issue["path"] else "body.credentials"
+                )
             raise ValidationFailed(f"Invalid {platform} connection settings", issues) from exc
         settings, secrets = split_config(adapter, config)
         now = self.clock.now()
@@ -179,7 +183,9 @@ class ConnectionService:
             async with asyncio.timeout(TEST_TIMEOUT_SECONDS):
                 check = await adapter.test_connection()
         except TimeoutError:
-            check = ConnectionCheck(ok=False, message=f"{platform} did not answer within {TEST_TIMEOUT_SECONDS:g} s")
+            check = ConnectionCheck(
+                ok=False, message=f"{platform} did not answer within {TEST_TIMEOUT_SECONDS:g} s"
+            )
         except PlatformError as exc:
             check = ConnectionCheck(ok=False, message=exc.message, details=exc.details)
         connection.status = "connected" if check.ok else "error"

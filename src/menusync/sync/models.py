@@ -48,7 +48,15 @@ class SyncJob(IdMixin, TenantMixin, TimestampMixin, Base):
         Index("ix_sync_jobs_due", "status", "priority", "next_attempt_at"),
         # Expired leases of running jobs.
         Index("ix_sync_jobs_lease", "status", "lease_expires_at"),
-        # One job at a time per (platform, store) target.
+        # One job at a time per (platform, store) target: at most one running or awaiting.
+        Index(
+            "uq_sync_jobs_active_target",
+            "platform",
+            "store_key",
+            unique=True,
+            postgresql_where=text("status IN ('in_progress', 'awaiting_confirmation')"),
+            sqlite_where=text("status IN ('in_progress', 'awaiting_confirmation')"),
+        ),
         Index("ix_sync_jobs_target", "platform", "store_key", "status"),
         Index("ix_sync_jobs_company_created", "company_id", "created_at"),
         Index("ix_sync_jobs_company_platform_status", "company_id", "platform", "status"),

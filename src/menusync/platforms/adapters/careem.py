@@ -1383,7 +1383,7 @@ class CareemAdapter:
     @classmethod
     def parse_webhook(
         cls,
-        headers: Mapping[str, str],  # noqa: ARG002 - Careem puts nothing to parse in headers
+        headers: Mapping[str, str],  # noqa: ARG003 - Careem puts nothing to parse in headers
         body: bytes,
     ) -> WebhookMessage:
         """Careem's envelope ``{event_id, event_type, details, occurred_at}``. A catalog result
