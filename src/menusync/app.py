@@ -82,7 +82,8 @@ def create_app(
 
     app = FastAPI(title="menusync", version=__version__, description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
-    app.state.metrics = Metrics()
+    metrics = Metrics()
+    app.state.metrics = metrics
     app.state.engine_policies = policies
     if resources is not None:
         wire(app, resources)
@@ -99,7 +100,6 @@ def create_app(
         response = await call_next(request)
         route = request.scope.get("route")
         path = getattr(route, "path", "unmatched")
-        metrics: Metrics = request.app.state.metrics
         metrics.http_requests.labels(request.method, path, str(response.status_code)).inc()
         metrics.http_latency.labels(request.method, path).observe(time.perf_counter() - started)
         return response

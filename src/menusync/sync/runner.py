@@ -101,6 +101,8 @@ class Prepared:
     calls: CallLog
     payload: MenuPayload | None = None
     request: dict[str, Any] | None = None
+    probe_owner: str = ""
+    """Who holds the breaker's probe, if this job gets it: unique per job, not per worker."""
 
 
 class SyncRunner:
@@ -265,7 +267,7 @@ class SyncRunner:
             job = await lock_owned(session, prepared.job_id, self.worker_id)
             tracker = Tracker(session, self.clock)
             now = self.clock.now()
-            permit = await self.breaker.acquire(session, prepared.platform, self.worker_id)
+            permit = await self.breaker.acquire(session, prepared.platform, prepared.probe_owner)
             await self._announce_breaker(tracker, job, permit.changed_to)
             if not permit.is_allowed:
                 assert permit.retry_at is not None
@@ -284,7 +286,7 @@ class SyncRunner:
             )
             if not reservation.is_granted:
                 if permit.is_probe:
-                    await self.breaker.release(session, prepared.platform, self.worker_id)
+                    await self.breaker.release(session, prepared.platform, prepared.probe_owner)
                 await transitions.defer(
                     tracker,
                     job,
@@ -358,7 +360,7 @@ class SyncRunner:
             await self._announce_breaker(
                 tracker,
                 job,
-                await self.breaker.record_success(session, prepared.platform, self.worker_id),
+                await self.breaker.record_success(session, prepared.platform, prepared.probe_owner),
             )
             if isinstance(outcome, OperationResult):
                 await self._finish_operation(session, tracker, job, outcome, now)
@@ -448,14 +450,14 @@ class SyncRunner:
             changed = None
             if error.counts_for_breaker:
                 changed = await self.breaker.record_failure(
-                    session, prepared.platform, self.worker_id, error.message
+                    session, prepared.platform, prepared.probe_owner, error.message
                 )
             elif isinstance(error, PlatformRateLimited):
-                await self.breaker.release(session, prepared.platform, self.worker_id)
+                await self.breaker.release(session, prepared.platform, prepared.probe_owner)
             else:
                 # The platform answered (a 4xx, a busy conflict): it is up.
                 changed = await self.breaker.record_success(
-                    session, prepared.platform, self.worker_id
+                    session, prepared.platform, prepared.probe_owner
                 )
             await self._announce_breaker(tracker, job, changed)
             details = {**error.details, "errorClass": type(error).__name__}
@@ -508,7 +510,7 @@ class SyncRunner:
             job = await lock_owned(session, prepared.job_id, self.worker_id)
             tracker = Tracker(session, self.clock)
             self._write_calls(session, prepared, job.attempt)
-            await self.breaker.release(session, prepared.platform, self.worker_id)
+            await self.breaker.release(session, prepared.platform, prepared.probe_owner)
             await transitions.cancel(
                 tracker, job, self.clock.now(), message="Cancelled while calling the platform"
             )
