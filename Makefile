@@ -12,7 +12,7 @@ test: sync
 	$(UV) run pytest $(ARGS)
 
 check: sync
-	$(UV) run ruff check . && $(UV) run ruff format --check . && $(UV) run mypy && $(UV) run lint-imports && $(UV) run alembic check
+	$(UV) run ruff check . && $(UV) run ruff format --check . && $(UV) run mypy && $(UV) run lint-imports && MENUSYNC_DATA_DIR=$$(mktemp -d) sh -c '$(UV) run alembic upgrade head && $(UV) run alembic check'
 
 bench: sync
 	$(UV) run python -m bench $(ARGS)

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 11:45:36.155570
+Create Date: 2026-11-25 12:08:21.874718
 """
 
 from collections.abc import Sequence
@@ -413,7 +413,17 @@ def upgrade() -> None:
         batch_op.create_index("ix_sync_jobs_awaiting", ["status", "next_poll_at"], unique=False)
         batch_op.create_index("ix_sync_jobs_batch", ["batch_id"], unique=False)
         batch_op.create_index(
-            "ix_sync_jobs_company_created", ["company_id", "created_at"], unique=False
+            "ix_sync_jobs_company_created",
+            ["company_id", "created_at"],
+            unique=False,
+            postgresql_include=[
+                "platform",
+                "status",
+                "duration_ms",
+                "attempt",
+                "error_code",
+                "error_retryable",
+            ],
         )
         batch_op.create_index(
             "ix_sync_jobs_company_menu", ["company_id", "menu_id", "created_at"], unique=False
@@ -456,7 +466,17 @@ def downgrade() -> None:
         batch_op.drop_index("ix_sync_jobs_due")
         batch_op.drop_index("ix_sync_jobs_company_platform_status")
         batch_op.drop_index("ix_sync_jobs_company_menu")
-        batch_op.drop_index("ix_sync_jobs_company_created")
+        batch_op.drop_index(
+            "ix_sync_jobs_company_created",
+            postgresql_include=[
+                "platform",
+                "status",
+                "duration_ms",
+                "attempt",
+                "error_code",
+                "error_retryable",
+            ],
+        )
         batch_op.drop_index("ix_sync_jobs_batch")
         batch_op.drop_index("ix_sync_jobs_awaiting")
 

@@ -15,13 +15,19 @@ import secrets
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 LogFormat = Literal["auto", "json", "console"]
 
 
-class DatabaseSettings(BaseModel):
+class _Group(BaseModel):
+    """A settings group: a misspelt setting is an error, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(_Group):
     url: str = ""
     """SQLAlchemy async URL; empty means ``sqlite+aiosqlite:///<data_dir>/menusync.db``."""
     echo: bool = False
@@ -31,7 +37,7 @@ class DatabaseSettings(BaseModel):
     """Apply migrations when ``serve`` starts; default: only for SQLite."""
 
 
-class AuthSettings(BaseModel):
+class AuthSettings(_Group):
     algorithm: Literal["HS256", "RS256"] = "HS256"
     jwt_secret: SecretStr | None = None
     """HS256 shared secret; generated into ``<data_dir>/jwt-secret`` when unset."""
@@ -51,24 +57,24 @@ class AuthSettings(BaseModel):
         return self
 
 
-class SecuritySettings(BaseModel):
+class SecuritySettings(_Group):
     encryption_key: SecretStr | None = None
     """Fernet key for platform credentials; generated into ``<data_dir>/encryption-key`` when
     unset. Several keys may be given comma-separated (newest first) to rotate."""
 
 
-class ApiSettings(BaseModel):
+class ApiSettings(_Group):
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
     metrics_public: bool = True
     cors_origins: list[str] = Field(default_factory=list)
 
 
-class LogSettings(BaseModel):
+class LogSettings(_Group):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     format: LogFormat = "auto"
 
 
-class PlatformPolicySettings(BaseModel):
+class PlatformPolicySettings(_Group):
     """Overrides of one platform's defaults (unset values keep the adapter's documented ones)."""
 
     max_retries: int | None = Field(default=None, ge=0, le=50)
@@ -81,13 +87,13 @@ class PlatformPolicySettings(BaseModel):
     """Multiplies the documented per-store limits (e.g. 10 against a sandbox with 10x limits)."""
 
 
-class BreakerSettings(BaseModel):
+class BreakerSettings(_Group):
     failure_threshold: int = Field(default=5, ge=1)
     open_seconds: float = Field(default=60, gt=0)
     success_threshold: int = Field(default=3, ge=1)
 
 
-class EngineSettings(BaseModel):
+class EngineSettings(_Group):
     concurrency: int = Field(default=4, ge=1, le=256)
     """Jobs one worker process runs at once."""
     lease_seconds: float = Field(default=30, ge=2)

@@ -56,7 +56,9 @@ class Worker:
         self.concurrency = concurrency or settings.concurrency
         self.settings = settings
         self.grace = shutdown_grace_seconds
-        self.queue = JobQueue(resources.sessions, lease_seconds=settings.lease_seconds)
+        self.queue = JobQueue(
+            resources.sessions, resources.clock, lease_seconds=settings.lease_seconds
+        )
         gateway = runtime.gateway(resources)
         limiter = RateLimiter(resources.clock)
         breaker = CircuitBreaker(resources.clock, policies.breaker)
@@ -132,7 +134,7 @@ class Worker:
             claimed = False
             while len(self._running) < self.concurrency and not self._stopping.is_set():
                 try:
-                    job_id = await self.queue.claim(self.worker_id, self.resources.clock.now())
+                    job_id = await self.queue.claim(self.worker_id)
                 except Exception:
                     log.exception("claim_failed")
                     job_id = None

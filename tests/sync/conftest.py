@@ -80,13 +80,19 @@ class Stack:
         statuses: tuple[str, ...] = ("completed", "failed", "cancelled"),
         timeout: float = 20,
     ) -> dict[str, Any]:
-        async def reached() -> dict[str, Any] | None:
-            data = await self.status(sync_id)
-            return data if data["status"] in statuses else None
+        seen: dict[str, Any] = {}
 
-        return await eventually(
-            reached, timeout=timeout, what=f"sync {sync_id} to reach {statuses}"
-        )
+        async def reached() -> dict[str, Any] | None:
+            seen.update(await self.status(sync_id))
+            return dict(seen) if seen["status"] in statuses else None
+
+        try:
+            result: dict[str, Any] = await eventually(
+                reached, timeout=timeout, what=f"sync {sync_id} to reach {statuses}"
+            )
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last status: {seen}") from None
+        return result
 
 
 async def eventually(
@@ -118,7 +124,7 @@ def engine_settings(settings: Settings, **engine: Any) -> Settings:
         "max_inline_wait_seconds": 0.5,
         "platforms": {
             # Generous budgets so tests are not paced by the real per-minute limits.
-            p: {"requestsPerMinute": 60_000, "perStoreScale": 10_000}
+            p: {"requests_per_minute": 60_000, "per_store_scale": 10_000}
             for p in ("careem", "talabat", "deliveroo")
         },
         **engine,
@@ -162,6 +168,12 @@ async def stack(
     router.routes["sandbox.test"] = httpx2.ASGITransport(app=sandbox)
     router.routes["menusync.test"] = httpx2.ASGITransport(app=app)
     seed = await seed_demo(resources, app.state.platform_runtime, SANDBOX_URL, sandbox_settings)
+    for platform in ("careem", "talabat", "deliveroo"):
+        # The engine's own limits are relaxed too (engine_settings): no test waits a minute.
+        response = await http.put(
+            f"{SANDBOX_URL}/{platform}/__sandbox/limits", json={"requestsPerMinute": 1_000_000}
+        )
+        assert response.status_code in (200, 204), response.text
     client = httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url=APP_URL)
     built = Stack(app, resources, sandbox, sandbox_settings, http, client, seed, [])
     try:

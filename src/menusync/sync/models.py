@@ -58,7 +58,20 @@ class SyncJob(IdMixin, TenantMixin, TimestampMixin, Base):
             sqlite_where=text("status IN ('in_progress', 'awaiting_confirmation')"),
         ),
         Index("ix_sync_jobs_target", "platform", "store_key", "status"),
-        Index("ix_sync_jobs_company_created", "company_id", "created_at"),
+        # Covering on PostgreSQL: analytics and history read it index-only.
+        Index(
+            "ix_sync_jobs_company_created",
+            "company_id",
+            "created_at",
+            postgresql_include=[
+                "platform",
+                "status",
+                "duration_ms",
+                "attempt",
+                "error_code",
+                "error_retryable",
+            ],
+        ),
         Index("ix_sync_jobs_company_platform_status", "company_id", "platform", "status"),
         Index("ix_sync_jobs_company_menu", "company_id", "menu_id", "created_at"),
         Index("ix_sync_jobs_batch", "batch_id"),

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 from sqlalchemy.sql.dml import ReturningUpdate
 
+from menusync.core.clock import Clock
 from menusync.core.db import dialect_name
 from menusync.core.signals import wake_after_commit
 from menusync.sync.models import DUE_STATUSES, SyncJob
@@ -89,26 +90,36 @@ def _claim_statement(
 
 class JobQueue:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], *, lease_seconds: float = 30.0
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        clock: Clock,
+        *,
+        lease_seconds: float = 30.0,
     ) -> None:
         self.sessions = sessions
+        self.clock = clock
         self.lease = timedelta(seconds=lease_seconds)
 
     async def claim(
-        self, worker_id: str, now: datetime, *, kinds: tuple[str, ...] | None = None
+        self, worker_id: str, *, now: datetime | None = None, kinds: tuple[str, ...] | None = None
     ) -> uuid.UUID | None:
-        """Claim the next due job for ``worker_id``, or ``None`` when nothing is due."""
+        """Claim the next due job for ``worker_id``, or ``None`` when nothing is due.
+
+        The time is read once the transaction has begun (on SQLite: once it holds the write
+        lock), so a start time never predates a change the claim depended on."""
         for _ in range(5):
             try:
                 async with self.sessions() as session, session.begin():
-                    statement = _claim_statement(worker_id, now, now + self.lease, kinds)
+                    await session.connection()  # BEGIN (IMMEDIATE on SQLite) happens here
+                    at = now or self.clock.now()
+                    statement = _claim_statement(worker_id, at, at + self.lease, kinds)
                     job_id = (await session.execute(statement)).scalar_one_or_none()
                     if job_id is not None:
                         # First start time, kept across retries.
                         await session.execute(
                             update(SyncJob)
                             .where(SyncJob.id == job_id, SyncJob.started_at.is_(None))
-                            .values(started_at=now)
+                            .values(started_at=at)
                             .execution_options(synchronize_session=False)
                         )
                     return job_id
