@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 
+from menusync.analytics.endpoints import router as analytics_router
 from menusync.menus.endpoints import router as menus_router
 from menusync.observability.endpoints import router as system_router
 from menusync.platforms.endpoints import router as connections_router
@@ -13,6 +14,7 @@ from menusync.sync.endpoints import router as sync_router
 def include_routers(app: FastAPI) -> None:
     api = APIRouter(prefix="/api/v1")
     api.include_router(menus_router)
+    api.include_router(analytics_router)
     api.include_router(connections_router)
     api.include_router(sync_router)
     app.include_router(api)

@@ -1,0 +1,1 @@
+"""Read-only reporting over sync history and platform calls (SQL aggregates)."""
