@@ -47,6 +47,11 @@ log = structlog.get_logger(__name__)
 UnitOfWork = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
+def is_valid_schedule(schedule: str) -> bool:
+    """A standard 5-field cron expression (minute hour day month weekday)."""
+    return len(schedule.split()) == 5 and bool(croniter.is_valid(schedule))
+
+
 def next_run(schedule: str, after: datetime) -> datetime:
     """The first time after ``after`` that the cron ``schedule`` fires (UTC)."""
     value: datetime = croniter(schedule, after).get_next(datetime)
@@ -166,7 +171,7 @@ class Maintenance:
             connection = await ConnectionRepository(session).get_by_platform(
                 job.company_id, platform
             )
-            pushed = (job.request or {}).get("pushedPayload")
+            pushed = ((job.request or {}).get("pushedPayload") or {}).get("body")
             limits = self.policies[platform].limits_for("push_status", job.store_key)
             reservation = await self.limiter.reserve(
                 session, limits, max_wait=self.settings.max_inline_wait_seconds

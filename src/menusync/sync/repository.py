@@ -222,6 +222,16 @@ class SyncRepository:
         )
         return (await self.session.execute(statement)).scalar_one_or_none()
 
+    async def list_configurations(
+        self, company_id: str, menu_id: uuid.UUID
+    ) -> Sequence[SyncConfiguration]:
+        statement = (
+            select(SyncConfiguration)
+            .where(SyncConfiguration.company_id == company_id, SyncConfiguration.menu_id == menu_id)
+            .order_by(SyncConfiguration.platform)
+        )
+        return (await self.session.execute(statement)).scalars().all()
+
     async def get_push_record(
         self, company_id: str, menu_id: uuid.UUID, platform: str, store_key: str
     ) -> PushRecord | None:

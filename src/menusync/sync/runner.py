@@ -60,6 +60,7 @@ from menusync.platforms.repository import ConnectionRepository
 from menusync.realtime.events import EventType
 from menusync.sync import transitions
 from menusync.sync.models import SyncJob
+from menusync.sync.planner import menu_summary
 from menusync.sync.policy import EnginePolicies
 from menusync.sync.queue import JobQueue, LeaseLost, lock_owned
 from menusync.sync.repository import SyncRepository
@@ -103,6 +104,8 @@ class Prepared:
     request: dict[str, Any] | None = None
     probe_owner: str = ""
     """Who holds the breaker's probe, if this job gets it: unique per job, not per worker."""
+    pushed: dict[str, Any] | None = None
+    """What a successful push leaves on the platform: ``{"body": payload, "items": summary}``."""
 
 
 class SyncRunner:
@@ -256,6 +259,7 @@ class SyncRunner:
         job.message = f"Payload built: {payload.items_total} items"
         await tracker.progress(job)
         prepared.payload = payload
+        prepared.pushed = {"body": payload.body, "items": menu_summary(canonical, job.platform)}
         return prepared
 
     # ---- guard ----------------------------------------------------------------------------
@@ -388,7 +392,7 @@ class SyncRunner:
                     seconds=self.settings.confirmation_timeout_seconds
                 )
                 job.updated_at = now
-                job.request = {**job.request, "pushedPayload": prepared.payload.body}
+                job.request = {**job.request, "pushedPayload": prepared.pushed}
                 await tracker.progress(job)
                 await session.flush()
                 if outcome.external_ref:
@@ -406,7 +410,7 @@ class SyncRunner:
                     else "Menu published"
                 ),
                 unchanged=outcome.outcome == "unchanged",
-                pushed_payload=prepared.payload.body,
+                pushed_payload=prepared.pushed,
             )
 
     async def _finish_operation(

@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, field_validator
+from pydantic import AnyHttpUrl, Field, StringConstraints, field_validator
 
 from menusync.core.schemas import ApiModel, Pagination
 
@@ -271,3 +271,99 @@ class RetryQueueEntry(ApiModel):
 class RetryQueueResponse(ApiModel):
     success: bool = True
     data: list[RetryQueueEntry]
+
+
+class ConfigurationUpdate(ApiModel):
+    configuration: dict[str, Any] = Field(
+        default_factory=dict, description="Validated by the platform's schema"
+    )
+    auto_sync_enabled: bool = False
+    sync_schedule: (
+        Annotated[str, StringConstraints(strip_whitespace=True, max_length=120)] | None
+    ) = Field(default=None, description="Cron expression (5 fields, UTC), e.g. `0 */6 * * *`")
+    webhook_url: AnyHttpUrl | None = Field(
+        default=None, description="Where to notify you of this target's results"
+    )
+
+
+class ConfigurationRead(ApiModel):
+    platform_menu_id: uuid.UUID
+    platform_type: str
+    configuration: dict[str, Any]
+    auto_sync_enabled: bool
+    sync_schedule: str | None
+    webhook_url: str | None
+    next_run_at: datetime | None
+    last_run_at: datetime | None
+    updated_at: datetime
+
+
+class ConfigurationResponse(ApiModel):
+    success: bool = True
+    data: ConfigurationRead
+    message: str
+
+
+class MenuConfigurations(ApiModel):
+    platform_menu_id: uuid.UUID
+    configurations: dict[str, ConfigurationRead]
+
+
+class MenuConfigurationsResponse(ApiModel):
+    success: bool = True
+    data: MenuConfigurations
+
+
+class PreviewRequest(ApiModel):
+    platform_menu_id: uuid.UUID
+    platforms: Annotated[list[PlatformType], Field(min_length=1, max_length=20)]
+    configuration: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="Per-platform configuration overrides, keyed by platform"
+    )
+    item_ids: list[str] | None = None
+
+
+class PlatformPreview(ApiModel):
+    platform_type: str
+    payload: dict[str, Any] | None
+    items_total: int
+    is_partial: bool
+    payload_hash: str | None
+    would_change: bool
+    issues: list[dict[str, Any]]
+    warnings: list[dict[str, Any]]
+    diff: dict[str, Any] | None
+    last_pushed_at: datetime | None
+    last_sync_id: uuid.UUID | None
+
+
+class PreviewResponse(ApiModel):
+    success: bool = True
+    data: list[PlatformPreview]
+
+
+class AvailabilityChangeIn(ApiModel):
+    item_id: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    is_available: bool
+    kind: Literal["item", "option"] = "item"
+    until: datetime | None = Field(default=None, description="Becomes available again at this time")
+
+
+class AvailabilityRequest(ApiModel):
+    platforms: Annotated[list[PlatformType], Field(min_length=1, max_length=20)]
+    changes: Annotated[list[AvailabilityChangeIn], Field(min_length=1, max_length=1000)]
+    priority: Priority = 7
+
+
+class StoreStatusRequest(ApiModel):
+    platforms: Annotated[list[PlatformType], Field(min_length=1, max_length=20)]
+    state: Literal["open", "closed", "paused"]
+    until: datetime | None = Field(default=None, description="Required for `paused`")
+    reason: Annotated[str, StringConstraints(max_length=64)] | None = None
+    priority: Priority = 8
+
+
+class OperationsResponse(ApiModel):
+    success: bool = True
+    sync_operations: list[SyncOperation]
+    message: str

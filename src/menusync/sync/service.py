@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -13,11 +12,11 @@ from pydantic import ValidationError
 from menusync.core.clock import Clock
 from menusync.core.errors import ValidationFailed
 from menusync.core.web import validation_issues
-from menusync.menus.canonical import CanonicalMenu
+from menusync.menus.canonical import CanonicalMenu, content_hash
 from menusync.menus.errors import MenuNotFound
 from menusync.menus.models import Menu
 from menusync.menus.repository import MenuRepository
-from menusync.platforms.base import PlatformAdapter
+from menusync.platforms.base import Capability, PlatformAdapter
 from menusync.platforms.connections import ConnectionNotFound, PlatformGateway
 from menusync.platforms.models import PlatformConnection
 from menusync.platforms.repository import ConnectionRepository
@@ -30,16 +29,22 @@ from menusync.sync.errors import (
     SyncAlreadyFinished,
     SyncNotFound,
 )
-from menusync.sync.models import SyncBatch, SyncJob
+from menusync.sync.maintenance import is_valid_schedule, next_run
+from menusync.sync.models import SyncBatch, SyncConfiguration, SyncJob
+from menusync.sync.planner import diff_summaries, menu_summary
 from menusync.sync.policy import EnginePolicies
 from menusync.sync.queue import notify_jobs
 from menusync.sync.repository import HistoryFilter, SyncRepository
 from menusync.sync.schemas import (
     TERMINAL_STATUSES,
+    AvailabilityRequest,
     BatchSyncRequest,
+    ConfigurationUpdate,
+    PreviewRequest,
     RetryRequest,
     SingleSyncRequest,
     SkippedOperation,
+    StoreStatusRequest,
 )
 from menusync.sync.tracking import Tracker
 from menusync.tenancy.audit import AuditTrail
@@ -237,6 +242,202 @@ class SyncService:
         self.audit.record(auth, action, "sync", job.id, platformType=platform)
         await self._queued()
         return job
+
+    async def request_availability(
+        self, auth: AuthContext, request: AvailabilityRequest
+    ) -> list[SyncJob]:
+        """One availability job per platform; refused up front where a platform cannot do it."""
+        changes = [
+            change.model_dump(mode="json", by_alias=True, exclude_none=True)
+            for change in request.changes
+        ]
+        needs_until = any(change.until is not None for change in request.changes)
+        issues = []
+        for index, platform in enumerate(request.platforms):
+            capabilities = self.gateway.registry.get(platform).capabilities
+            if Capability.ITEM_AVAILABILITY not in capabilities:
+                issues.append(_unsupported(index, platform, "item availability"))
+            elif needs_until and Capability.AVAILABILITY_UNTIL not in capabilities:
+                issues.append(
+                    _unsupported(index, platform, "availability with an end time (`until`)")
+                )
+        if issues:
+            raise ValidationFailed(
+                "Some platforms cannot make this change; nothing was queued",
+                issues,
+                status_code=400,
+            )
+        return [
+            await self.request_operation(
+                auth,
+                platform=platform,
+                kind="availability",
+                request={"changes": changes},
+                priority=request.priority,
+                action="availability.requested",
+            )
+            for platform in dict.fromkeys(request.platforms)
+        ]
+
+    async def request_store_status(
+        self, auth: AuthContext, request: StoreStatusRequest
+    ) -> list[SyncJob]:
+        """One store-status job per platform (open, close, or pause until a time)."""
+        if request.state == "paused" and request.until is None:
+            raise ValidationFailed(
+                "A pause needs `until`",
+                [
+                    {
+                        "path": "body.until",
+                        "message": "required when state is paused",
+                        "code": "missing",
+                    }
+                ],
+            )
+        if request.until is not None and request.until <= self.clock.now():
+            raise ValidationFailed(
+                "`until` is in the past",
+                [{"path": "body.until", "message": "must be in the future", "code": "in_past"}],
+            )
+        issues = []
+        for index, platform in enumerate(request.platforms):
+            capabilities = self.gateway.registry.get(platform).capabilities
+            if Capability.STORE_STATUS not in capabilities:
+                issues.append(_unsupported(index, platform, "store status"))
+            elif request.state == "paused" and Capability.STORE_PAUSE not in capabilities:
+                issues.append(_unsupported(index, platform, "a timed pause"))
+        if issues:
+            raise ValidationFailed(
+                "Some platforms cannot make this change; nothing was queued",
+                issues,
+                status_code=400,
+            )
+        body = {
+            "state": request.state,
+            "until": request.until.isoformat() if request.until else None,
+            "reason": request.reason,
+        }
+        return [
+            await self.request_operation(
+                auth,
+                platform=platform,
+                kind="store_status",
+                request=body,
+                priority=request.priority,
+                action="store_status.requested",
+            )
+            for platform in dict.fromkeys(request.platforms)
+        ]
+
+    # ---- configurations ------------------------------------------------------------------------
+
+    async def get_configurations(
+        self, auth: AuthContext, menu_id: uuid.UUID
+    ) -> list[SyncConfiguration]:
+        menu = await self._menu(auth, menu_id)
+        return list(await self.repository.list_configurations(auth.company_id, menu.id))
+
+    async def set_configuration(
+        self, auth: AuthContext, menu_id: uuid.UUID, platform: str, update: ConfigurationUpdate
+    ) -> SyncConfiguration:
+        """Validate with the platform's schema, check the cron expression, and schedule it."""
+        menu = await self._menu(auth, menu_id)
+        adapter_cls = self.gateway.registry.get(platform)
+        configuration = _validated_config(adapter_cls, update.configuration)
+        schedule = update.sync_schedule or None
+        if schedule is not None and not is_valid_schedule(schedule):
+            raise ValidationFailed(
+                "syncSchedule is not a valid cron expression",
+                [
+                    {
+                        "path": "body.syncSchedule",
+                        "message": f"{schedule!r} is not a 5-field cron expression",
+                        "code": "invalid_cron",
+                    }
+                ],
+            )
+        if update.auto_sync_enabled and schedule is None:
+            raise ValidationFailed(
+                "autoSyncEnabled needs a syncSchedule",
+                [
+                    {
+                        "path": "body.syncSchedule",
+                        "message": "required when autoSyncEnabled is true",
+                        "code": "missing",
+                    }
+                ],
+            )
+        now = self.clock.now()
+        row = await self.repository.get_configuration(auth.company_id, menu.id, platform)
+        if row is None:
+            row = SyncConfiguration(
+                company_id=auth.company_id, menu_id=menu.id, platform=platform, created_at=now
+            )
+            self.repository.session.add(row)
+        row.configuration = configuration
+        row.auto_sync_enabled = update.auto_sync_enabled
+        row.sync_schedule = schedule
+        row.webhook_url = str(update.webhook_url) if update.webhook_url else None
+        row.next_run_at = next_run(schedule, now) if schedule and update.auto_sync_enabled else None
+        row.updated_by = auth.user_id
+        row.updated_at = now
+        await self.repository.session.flush()
+        self.audit.record(
+            auth,
+            "configuration.updated",
+            "configuration",
+            f"{menu.id}/{platform}",
+            autoSyncEnabled=update.auto_sync_enabled,
+            syncSchedule=schedule,
+        )
+        return row
+
+    # ---- preview ---------------------------------------------------------------------------------
+
+    async def preview(self, auth: AuthContext, request: PreviewRequest) -> list[dict[str, Any]]:
+        """For each platform: the exact payload, its issues, and what it would change. No calls."""
+        menu = await self._menu(auth, request.platform_menu_id)
+        canonical = CanonicalMenu.model_validate(menu.document)
+        previews = []
+        for platform in dict.fromkeys(request.platforms):
+            adapter, connection = await self._target(auth, platform)
+            configuration = await self._configuration(
+                auth, menu, platform, request.configuration.get(platform, {}), adapter
+            )
+            assert not isinstance(adapter, type)
+            sync_config = adapter.SyncConfig.model_validate(configuration)
+            issues = [issue.as_dict() for issue in adapter.validate_menu(canonical, sync_config)]
+            errors = [issue for issue in issues if issue["severity"] == "error"]
+            record = await self.repository.get_push_record(
+                auth.company_id, menu.id, platform, connection.store_key
+            )
+            previous_items = (record.payload or {}).get("items") if record else None
+            entry: dict[str, Any] = {
+                "platform_type": platform,
+                "issues": errors,
+                "warnings": [issue for issue in issues if issue["severity"] != "error"],
+                "last_pushed_at": record.pushed_at if record else None,
+                "last_sync_id": record.sync_id if record else None,
+                "payload": None,
+                "items_total": 0,
+                "is_partial": False,
+                "payload_hash": None,
+                "would_change": True,
+                "diff": None,
+            }
+            if not errors:
+                payload = adapter.build_payload(canonical, sync_config, request.item_ids)
+                payload_hash = content_hash(payload.body)
+                entry.update(
+                    payload=payload.body,
+                    items_total=payload.items_total,
+                    is_partial=payload.is_partial,
+                    payload_hash=payload_hash,
+                    would_change=record is None or record.payload_hash != payload_hash,
+                    diff=diff_summaries(previous_items, menu_summary(canonical, platform)),
+                )
+            previews.append(entry)
+        return previews
 
     # ---- reading -------------------------------------------------------------------------------
 
@@ -533,6 +734,15 @@ def _validated_config(
     return dumped
 
 
+def _unsupported(index: int, platform: str, what: str) -> dict[str, Any]:
+    return {
+        "path": f"body.platforms[{index}]",
+        "message": f"{platform} does not support {what}",
+        "code": "unsupported",
+        "platformType": platform,
+    }
+
+
 def _check_item_ids(item_ids: list[str], menu: Menu) -> None:
     known = {item["id"] for item in menu.document.get("items", [])}
     unknown = [item_id for item_id in item_ids if item_id not in known]
@@ -548,6 +758,3 @@ def _check_item_ids(item_ids: list[str], menu: Menu) -> None:
                 for i in unknown
             ],
         )
-
-
-_ = timedelta

@@ -56,6 +56,9 @@ async def complete(
         and pushed_payload is not None
     ):
         await record_push(session, job, now, pushed_payload)
+    if "pushedPayload" in (job.request or {}):
+        # The push record keeps it; the history row need not carry a second copy.
+        job.request = {k: v for k, v in job.request.items() if k != "pushedPayload"}
     await tracker.completed(job)
 
 
