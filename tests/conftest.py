@@ -21,7 +21,6 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from tests.support import TEST_SECRET
 
 from menusync.app import create_app
 from menusync.config import Settings
@@ -29,6 +28,7 @@ from menusync.core.db import create_engine, create_sessionmaker
 from menusync.core.resources import Resources, build_resources
 from menusync.migrations import upgrade_to_head
 from menusync.models import metadata
+from tests.support import TEST_SECRET
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "MENUSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"

@@ -8,10 +8,10 @@ from typing import Any
 import httpx2
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tests.conftest import table_count
-from tests.support import auth_headers
 
 from menusync.menus.samples import sample_document
+from tests.conftest import table_count
+from tests.support import auth_headers
 
 MENUS = "/api/v1/menus"
 OWNER = auth_headers()

@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from tests.sync.conftest import Stack, engine_settings, eventually
 
 from menusync.core.resilience.models import CircuitBreakerState
 from menusync.realtime.models import SyncEvent
 from menusync.sync.models import SyncJob, WebhookEvent
 from menusync.sync.queue import JobQueue
+from tests.sync.conftest import Stack, engine_settings, eventually
 
 pytestmark = pytest.mark.e2e
 

@@ -8,6 +8,7 @@ import json
 import httpx2
 import jwt
 import pytest
+
 from tests.support import TEST_SECRET, auth_headers, make_token
 
 MENUS = "/api/v1/menus"
