@@ -47,7 +47,7 @@ def serve(
 
         upgrade_to_head(settings.database_url)
     app = _build_app(settings, host=host, port=port, demo=demo, embedded_worker=True)
-    uvicorn.run(app, host=host, port=port, log_config=None, ws="none")
+    uvicorn.run(app, host=host, port=port, log_config=None)
 
 
 @app.command()
@@ -145,10 +145,10 @@ def _build_app(
     demo: bool = False,
     embedded_worker: bool,
 ) -> Any:
-    from menusync.app import create_app
+    from menusync.app import create_asgi_app
 
     if not demo:
-        return create_app(settings, embedded_worker=embedded_worker)
+        return create_asgi_app(settings, embedded_worker=embedded_worker)
     from fastapi import FastAPI
 
     from menusync.demo import sandbox_settings_for, seed_demo
@@ -175,7 +175,7 @@ def _build_app(
     async def stop_sandbox(_app: FastAPI) -> None:
         await shutdown_sandbox(sandbox_app)
 
-    return create_app(
+    return create_asgi_app(
         settings,
         embedded_worker=embedded_worker,
         mounts={"/sandbox": sandbox_app},
@@ -339,9 +339,7 @@ async def _demo(port: int) -> None:
     if settings.should_auto_migrate:
         await asyncio.to_thread(upgrade_to_head, settings.database_url)
     app_ = _build_app(settings, port=port, demo=True, embedded_worker=True)
-    server = uvicorn.Server(
-        uvicorn.Config(app_, host="127.0.0.1", port=port, log_config=None, ws="none")
-    )
+    server = uvicorn.Server(uvicorn.Config(app_, host="127.0.0.1", port=port, log_config=None))
     serving = asyncio.create_task(server.serve())
     while not server.started:
         if serving.done():

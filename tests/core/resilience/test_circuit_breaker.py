@@ -281,7 +281,7 @@ async def test_states_for_the_api(
 ) -> None:
     await open_breaker(sessions, breaker)
     async with unit_of_work(sessions) as session:
-        await breaker.record_success(session, "another", "job-9")
+        await breaker.record_failure(session, "another", "job-9", "one failure keeps it closed")
 
     async with unit_of_work(sessions) as session:
         stored = await breaker.list_states(session)

@@ -255,6 +255,12 @@ class CircuitBreaker:
         """
         policy = self.policy_for(name)
         now = self._clock.now()
+        current = await self._read(session, name)
+        if current.state is BreakerState.CLOSED and current.consecutive_failures == 0:
+            # The common case: nothing to reset. Writing here would make every successful call
+            # of every worker queue on this one row; totals of successes are not kept for that
+            # reason (sync history has them).
+            return None
         status = await self._lock(session, name)
         changes = _Changes({"total_successes": status.total_successes + 1, "updated_at": now})
         if status.state is BreakerState.CLOSED:
