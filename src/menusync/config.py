@@ -31,7 +31,8 @@ class DatabaseSettings(_Group):
     url: str = ""
     """SQLAlchemy async URL; empty means ``sqlite+aiosqlite:///<data_dir>/menusync.db``."""
     echo: bool = False
-    pool_size: int = Field(default=10, ge=1)
+    pool_size: int = Field(default=20, ge=1)
+    """PostgreSQL connections kept open per process; keep it above the worker concurrency."""
     busy_timeout_ms: int = Field(default=30_000, ge=0)
     auto_migrate: bool | None = None
     """Apply migrations when ``serve`` starts; default: only for SQLite."""

@@ -9,10 +9,10 @@ import httpx2
 import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tests.analytics.conftest import AddRows, call, job
-from tests.support import auth_headers
 
 from menusync.sync.models import SyncJob
+from tests.analytics.conftest import AddRows, call, job
+from tests.support import auth_headers
 
 BASE = "/api/v1/platform-sync/analytics"
 ENDPOINTS = ["summary", "platforms", "timeline", "errors", "retries"]

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx2
 import pytest
+
 from tests.analytics.conftest import AddRows, call, job
 from tests.support import auth_headers
 

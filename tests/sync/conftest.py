@@ -124,7 +124,12 @@ def engine_settings(settings: Settings, **engine: Any) -> Settings:
         "max_inline_wait_seconds": 0.5,
         "platforms": {
             # Generous budgets so tests are not paced by the real per-minute limits.
-            p: {"requests_per_minute": 60_000, "per_store_scale": 10_000}
+            p: {
+                "requests_per_minute": 60_000,
+                "per_store_scale": 10_000,
+                "base_delay_seconds": 0.05,
+                "max_delay_seconds": 0.2,
+            }
             for p in ("careem", "talabat", "deliveroo")
         },
         **engine,

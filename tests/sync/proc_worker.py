@@ -26,7 +26,7 @@ TEST_KEY = "bWVudXN5bmMtdGVzdC1rZXktMDEyMzQ1Njc4OWFiY2Q="
 def worker_settings(url: str, data_dir: Path, *, lease_seconds: float = 30) -> Settings:
     return Settings(
         data_dir=data_dir,
-        database={"url": url, "pool_size": 4},
+        database={"url": url},
         auth={"jwt_secret": "x" * 64},
         security={"encryption_key": TEST_KEY},
         engine={

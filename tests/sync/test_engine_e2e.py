@@ -72,6 +72,7 @@ async def test_sample_menu_reaches_every_platform(stack: Stack, platform: str) -
 
 @pytest.mark.parametrize("platform", ["careem", "deliveroo", "talabat"])
 async def test_push_is_confirmed_by_the_platforms_webhook(stack: Stack, platform: str) -> None:
+    stack.resources.settings.engine.status_poll_seconds = 3600  # only the webhook can confirm
     await stack.start_worker()
 
     accepted = await stack.sync(platform)

@@ -160,7 +160,7 @@ def test_four_worker_processes_run_every_job_exactly_once(
 ) -> None:
     log = tmp_path / "pushes.log"
     markers = _seed(clean_postgres, log, 2000)
-    processes = [_start(clean_postgres, tmp_path, 8, 30) for _ in range(4)]
+    processes = [_start(clean_postgres, tmp_path, 4, 30) for _ in range(4)]
     try:
         counts = _wait_until_done(clean_postgres, len(markers), timeout=240)
     finally:

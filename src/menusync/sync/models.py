@@ -44,8 +44,14 @@ class SyncJob(IdMixin, TenantMixin, TimestampMixin, Base):
 
     __tablename__ = "platform_sync_logs"
     __table_args__ = (
-        # The claim: due jobs by priority then age.
-        Index("ix_sync_jobs_due", "status", "priority", "next_attempt_at"),
+        # The claim walks this in order (priority, then age) and stops at the first free row.
+        Index(
+            "ix_sync_jobs_claim",
+            text("priority DESC"),
+            "next_attempt_at",
+            postgresql_where=text("status IN ('pending', 'scheduled_retry')"),
+            sqlite_where=text("status IN ('pending', 'scheduled_retry')"),
+        ),
         # Expired leases of running jobs.
         Index("ix_sync_jobs_lease", "status", "lease_expires_at"),
         # One job at a time per (platform, store) target: at most one running or awaiting.

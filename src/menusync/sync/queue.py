@@ -25,7 +25,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, exists, or_, select, text, update
+from sqlalchemy import and_, bindparam, exists, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
@@ -45,11 +45,11 @@ class LeaseLost(Exception):
     """The job's lease now belongs to another worker (or the job was finished elsewhere)."""
 
 
-def _claim_statement(
-    worker_id: str, now: datetime, lease_until: datetime, kinds: tuple[str, ...] | None
-) -> ReturningUpdate[uuid.UUID]:
+def _claim_statement(kinds: tuple[str, ...] | None) -> ReturningUpdate[uuid.UUID]:
+    """The claim, built once per queue with bound parameters ``now``, ``lease_until``, ``me``."""
     other = aliased(SyncJob)
     earlier = aliased(SyncJob)
+    now = bindparam("now", type_=SyncJob.__table__.c.next_attempt_at.type)
     target_busy = exists().where(
         other.platform == SyncJob.platform,
         other.store_key == SyncJob.store_key,
@@ -79,8 +79,10 @@ def _claim_statement(
         .where(SyncJob.id == candidate.scalar_subquery())
         .values(
             status="in_progress",
-            lease_owner=worker_id,
-            lease_expires_at=lease_until,
+            lease_owner=bindparam("me"),
+            lease_expires_at=bindparam(
+                "lease_until", type_=SyncJob.__table__.c.lease_expires_at.type
+            ),
             updated_at=now,
         )
         .returning(SyncJob.id)
@@ -99,6 +101,7 @@ class JobQueue:
         self.sessions = sessions
         self.clock = clock
         self.lease = timedelta(seconds=lease_seconds)
+        self._claims: dict[tuple[str, ...] | None, ReturningUpdate[uuid.UUID]] = {}
 
     async def claim(
         self, worker_id: str, *, now: datetime | None = None, kinds: tuple[str, ...] | None = None
@@ -112,8 +115,11 @@ class JobQueue:
                 async with self.sessions() as session, session.begin():
                     await session.connection()  # BEGIN (IMMEDIATE on SQLite) happens here
                     at = now or self.clock.now()
-                    statement = _claim_statement(worker_id, at, at + self.lease, kinds)
-                    job_id = (await session.execute(statement)).scalar_one_or_none()
+                    statement = self._claims.get(kinds)
+                    if statement is None:
+                        statement = self._claims[kinds] = _claim_statement(kinds)
+                    params = {"now": at, "lease_until": at + self.lease, "me": worker_id}
+                    job_id = (await session.execute(statement, params)).scalar_one_or_none()
                     if job_id is not None:
                         # First start time, kept across retries.
                         await session.execute(

@@ -113,7 +113,7 @@ class SyncRepository:
         )
         return (await self.session.execute(statement)).scalar_one_or_none()
 
-    def _history(self, company_id: str, filters: HistoryFilter) -> Select[SyncJob]:
+    def history_statement(self, company_id: str, filters: HistoryFilter) -> Select[SyncJob]:
         statement = select(SyncJob).where(SyncJob.company_id == company_id)
         if filters.platform:
             statement = statement.where(SyncJob.platform == filters.platform)
@@ -145,7 +145,7 @@ class SyncRepository:
         offset: int,
         limit: int,
     ) -> tuple[Sequence[SyncJob], int]:
-        base = self._history(company_id, filters)
+        base = self.history_statement(company_id, filters)
         total = (
             await self.session.execute(select(func.count()).select_from(base.subquery()))
         ).scalar_one()

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import uuid
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -30,6 +32,7 @@ from typing import Any, TypeVar
 import httpx2
 import structlog
 from pydantic import BaseModel, ValidationError
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from menusync.config import EngineSettings
@@ -44,6 +47,7 @@ from menusync.platforms.base import (
     MenuPayload,
     OperationResult,
     PlatformAdapter,
+    PlatformIssue,
     PushReceipt,
     StoreStatusChange,
 )
@@ -65,7 +69,7 @@ from menusync.sync.policy import EnginePolicies
 from menusync.sync.queue import JobQueue, LeaseLost, lock_owned
 from menusync.sync.repository import SyncRepository
 from menusync.sync.tracking import Tracker
-from menusync.sync.webhooks import apply_pending_webhooks
+from menusync.sync.webhooks import reconcile_webhooks
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -89,6 +93,20 @@ class PermanentJobError(Exception):
         self.code = code
         self.message = message
         self.details = details or {}
+
+
+BUILD_CACHE_SIZE = 32
+
+
+@dataclass(frozen=True)
+class Built:
+    """A menu turned into one platform's payload (pure work, cached per process)."""
+
+    menu_version: int
+    payload: MenuPayload
+    payload_hash: str
+    summary: dict[str, Any]
+    errors: tuple[PlatformIssue, ...]
 
 
 @dataclass
@@ -130,6 +148,7 @@ class SyncRunner:
         self.settings = settings
         self.clock = clock
         self.worker_id = worker_id
+        self._built: OrderedDict[tuple[Any, ...], Built] = OrderedDict()
 
     async def run(self, job_id: uuid.UUID) -> None:
         """Run the claimed job until it leaves ``in_progress`` (or the lease is lost)."""
@@ -143,11 +162,8 @@ class SyncRunner:
                 await self._crash(job_id)
 
     async def _run(self, job_id: uuid.UUID) -> None:
-        prepared = await self._prepare(job_id)
+        prepared = await self._start(job_id)
         if prepared is None:
-            return
-        operation = OPERATIONS[prepared.kind]
-        if not await self._guard(prepared, operation):
             return
         try:
             outcome = await self._call_with_watch(prepared, self._operation(prepared))
@@ -159,9 +175,9 @@ class SyncRunner:
             return
         await self._after_success(prepared, outcome)
 
-    # ---- prepare ------------------------------------------------------------------------
-
-    async def _prepare(self, job_id: uuid.UUID) -> Prepared | None:
+    async def _start(self, job_id: uuid.UUID) -> Prepared | None:
+        """Prepare and guard in one transaction; sleep a short rate-limit wait after it commits.
+        None when the job ended or was deferred instead of calling the platform."""
         async with self.unit_of_work() as session:
             job = await lock_owned(session, job_id, self.worker_id)
             tracker = Tracker(session, self.clock)
@@ -170,7 +186,7 @@ class SyncRunner:
                 await transitions.cancel(tracker, job, now, message="Cancelled before it ran")
                 return None
             try:
-                return await self._prepare_job(session, tracker, job)
+                prepared = await self._prepare_job(session, tracker, job)
             except PermanentJobError as exc:
                 await transitions.fail(
                     session,
@@ -182,6 +198,16 @@ class SyncRunner:
                     details=exc.details,
                 )
                 return None
+            if prepared is None:
+                return None
+            wait = await self._guard(session, tracker, job, prepared, OPERATIONS[prepared.kind])
+        if wait is None:
+            return None
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return prepared
+
+    # ---- prepare ------------------------------------------------------------------------
 
     async def _prepare_job(
         self, session: AsyncSession, tracker: Tracker, job: SyncJob
@@ -211,38 +237,24 @@ class SyncRunner:
         )
         now = self.clock.now()
         if job.kind != "menu":
-            job.stage = "prepared"
             job.progress = 20
             job.items_total = len(job.request.get("changes", [])) or 1
-            await tracker.progress(job)
             return prepared
-        menu = None
-        if job.menu_id is not None:
-            menu = await session.get(Menu, job.menu_id)
-        if menu is None or menu.company_id != job.company_id:
-            raise PermanentJobError(
-                "menu_not_found", "The menu was deleted before it could be synced"
-            )
-        canonical = CanonicalMenu.model_validate(menu.document)
-        sync_config = _sync_config(adapter, job.request.get("configuration") or {})
-        issues = [
-            issue
-            for issue in adapter.validate_menu(canonical, sync_config)
-            if issue.severity == "error"
-        ]
-        if issues:
+        built = await self._build(session, job, connection, adapter)
+        if built.errors:
             raise PermanentJobError(
                 "platform_validation_failed",
-                f"{job.platform} would reject this menu: {len(issues)} issue(s)",
-                {"issues": [issue.as_dict() for issue in issues]},
+                f"{job.platform} would reject this menu: {len(built.errors)} issue(s)",
+                {"issues": [issue.as_dict() for issue in built.errors]},
             )
-        item_ids = job.request.get("itemIds")
-        payload = adapter.build_payload(canonical, sync_config, item_ids)
-        job.menu_version = menu.version
-        job.payload_hash = content_hash(payload.body)
+        payload = built.payload
+        job.menu_version = built.menu_version
+        job.payload_hash = built.payload_hash
         job.items_total = payload.items_total
+        assert job.menu_id is not None
+        menu_id = job.menu_id
         record = await SyncRepository(session).get_push_record(
-            job.company_id, menu.id, job.platform, job.store_key
+            job.company_id, menu_id, job.platform, job.store_key
         )
         if not job.is_forced and record is not None and record.payload_hash == job.payload_hash:
             await transitions.complete(
@@ -254,62 +266,123 @@ class SyncRunner:
                 unchanged=True,
             )
             return None
-        job.stage = "payload_built"
         job.progress = 20
-        job.message = f"Payload built: {payload.items_total} items"
-        await tracker.progress(job)
         prepared.payload = payload
-        prepared.pushed = {"body": payload.body, "items": menu_summary(canonical, job.platform)}
+        prepared.pushed = {"body": payload.body, "items": built.summary}
         return prepared
+
+    async def _build(
+        self,
+        session: AsyncSession,
+        job: SyncJob,
+        connection: PlatformConnection,
+        adapter: PlatformAdapter,
+    ) -> Built:
+        """The payload for this job, from the process cache when the menu version, connection
+        and configuration are the same as for an earlier job (a batch, a backlog)."""
+        head = None
+        if job.menu_id is not None:
+            head = (
+                await session.execute(
+                    select(Menu.version, Menu.company_id).where(Menu.id == job.menu_id)
+                )
+            ).one_or_none()
+        if head is None or head.company_id != job.company_id:
+            raise PermanentJobError(
+                "menu_not_found", "The menu was deleted before it could be synced"
+            )
+        configuration = job.request.get("configuration") or {}
+        item_ids = job.request.get("itemIds")
+        key = (
+            job.menu_id,
+            head.version,
+            connection.id,
+            connection.updated_at,
+            json.dumps(configuration, sort_keys=True),
+            tuple(item_ids) if item_ids else None,
+        )
+        cached = self._built.get(key)
+        if cached is not None:
+            self._built.move_to_end(key)
+            return cached
+        document = (
+            await session.execute(select(Menu.document).where(Menu.id == job.menu_id))
+        ).scalar_one()
+        canonical = CanonicalMenu.model_validate(document)
+        sync_config = _sync_config(adapter, configuration)
+        errors = tuple(
+            issue
+            for issue in adapter.validate_menu(canonical, sync_config)
+            if issue.severity == "error"
+        )
+        payload = (
+            adapter.build_payload(canonical, sync_config, item_ids)
+            if not errors
+            else MenuPayload({}, 0)
+        )
+        built = Built(
+            menu_version=head.version,
+            payload=payload,
+            payload_hash=content_hash(payload.body),
+            summary=menu_summary(canonical, job.platform),
+            errors=errors,
+        )
+        self._built[key] = built
+        if len(self._built) > BUILD_CACHE_SIZE:
+            self._built.popitem(last=False)
+        return built
 
     # ---- guard ----------------------------------------------------------------------------
 
-    async def _guard(self, prepared: Prepared, operation: str) -> bool:
-        """Breaker then limiter. True when the call may go ahead now (after a short sleep)."""
-        policy = self.policies[prepared.platform]
-        async with self.unit_of_work() as session:
-            job = await lock_owned(session, prepared.job_id, self.worker_id)
-            tracker = Tracker(session, self.clock)
-            now = self.clock.now()
-            permit = await self.breaker.acquire(session, prepared.platform, prepared.probe_owner)
-            await self._announce_breaker(tracker, job, permit.changed_to)
-            if not permit.is_allowed:
-                assert permit.retry_at is not None
-                await transitions.defer(
-                    tracker,
-                    job,
-                    permit.retry_at,
-                    now,
-                    reason=f"{prepared.platform} is failing; circuit open until {permit.retry_at.isoformat()}",
-                    code="circuit_open",
-                )
-                return False
-            limits = policy.limits_for(operation, prepared.store_key)
-            reservation = await self.limiter.reserve(
-                session, limits, max_wait=self.settings.max_inline_wait_seconds
+    async def _guard(
+        self,
+        session: AsyncSession,
+        tracker: Tracker,
+        job: SyncJob,
+        prepared: Prepared,
+        operation: str,
+    ) -> float | None:
+        """Breaker, then limiter (last, so its row is locked only until the commit right after).
+        Returns the seconds to wait before calling, or None when the job was deferred."""
+        now = self.clock.now()
+        permit = await self.breaker.acquire(session, prepared.platform, prepared.probe_owner)
+        await self._announce_breaker(tracker, job, permit.changed_to)
+        if not permit.is_allowed:
+            assert permit.retry_at is not None
+            await transitions.defer(
+                tracker,
+                job,
+                permit.retry_at,
+                now,
+                reason=f"{prepared.platform} is failing; circuit open until {permit.retry_at.isoformat()}",
+                code="circuit_open",
             )
-            if not reservation.is_granted:
-                if permit.is_probe:
-                    await self.breaker.release(session, prepared.platform, prepared.probe_owner)
-                await transitions.defer(
-                    tracker,
-                    job,
-                    reservation.allowed_at,
-                    now,
-                    reason=f"Waiting for the {prepared.platform} rate budget ({reservation.limiting_key})",
-                    code="rate_budget",
-                )
-                return False
-            job.attempt += 1
-            job.stage = "calling_platform"
-            job.progress = max(job.progress, 40)
-            job.message = (
-                f"Calling {prepared.platform} (attempt {job.attempt} of {job.max_attempts})"
+            return None
+        limits = self.policies[prepared.platform].limits_for(operation, prepared.store_key)
+        reservation = await self.limiter.reserve(
+            session, limits, max_wait=self.settings.max_inline_wait_seconds
+        )
+        if not reservation.is_granted:
+            if permit.is_probe:
+                await self.breaker.release(session, prepared.platform, prepared.probe_owner)
+            await transitions.defer(
+                tracker,
+                job,
+                reservation.allowed_at,
+                now,
+                reason=f"Waiting for the {prepared.platform} rate budget ({reservation.limiting_key})",
+                code="rate_budget",
             )
-            await tracker.progress(job)
-        if reservation.wait_seconds > 0:
-            await asyncio.sleep(reservation.wait_seconds)
-        return True
+            return None
+        job.attempt += 1
+        job.stage = "calling_platform"
+        job.progress = max(job.progress, 40)
+        items = f"{job.items_total} items; " if job.kind == "menu" else ""
+        job.message = (
+            f"Calling {prepared.platform} ({items}attempt {job.attempt} of {job.max_attempts})"
+        )
+        await tracker.progress(job)
+        return reservation.wait_seconds
 
     # ---- call -------------------------------------------------------------------------------
 
@@ -394,24 +467,35 @@ class SyncRunner:
                 job.updated_at = now
                 job.request = {**job.request, "pushedPayload": prepared.pushed}
                 await tracker.progress(job)
-                await session.flush()
-                if outcome.external_ref:
-                    await apply_pending_webhooks(session, tracker, self.gateway, job, now)
-                return
-            await transitions.complete(
-                session,
-                tracker,
-                job,
-                now,
-                message=outcome.message
-                or (
-                    f"{prepared.platform} already had this menu"
-                    if outcome.outcome == "unchanged"
-                    else "Menu published"
-                ),
-                unchanged=outcome.outcome == "unchanged",
-                pushed_payload=prepared.pushed,
-            )
+                awaiting_ref = outcome.external_ref
+            else:
+                awaiting_ref = None
+                await transitions.complete(
+                    session,
+                    tracker,
+                    job,
+                    now,
+                    message=outcome.message
+                    or (
+                        f"{prepared.platform} already had this menu"
+                        if outcome.outcome == "unchanged"
+                        else "Menu published"
+                    ),
+                    unchanged=outcome.outcome == "unchanged",
+                    pushed_payload=prepared.pushed,
+                )
+        if awaiting_ref is not None:
+            # The platform's webhook may have arrived while this job was still in progress; it
+            # was kept as unmatched. Checked after our commit, so either this check or the
+            # webhook's own re-check (after its commit) sees the other's write.
+            async with self.unit_of_work() as session:
+                await reconcile_webhooks(
+                    session,
+                    Tracker(session, self.clock),
+                    self.gateway,
+                    prepared.platform,
+                    awaiting_ref,
+                )
 
     async def _finish_operation(
         self,
@@ -604,6 +688,3 @@ def _store_status_args(request: dict[str, Any]) -> dict[str, Any]:
         "until": datetime.fromisoformat(until) if until else None,
         "reason": request.get("reason"),
     }
-
-
-__all__ = ["PlatformConnection", "SyncRunner"]

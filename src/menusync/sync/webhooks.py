@@ -77,9 +77,14 @@ async def apply_result(
 
 
 class WebhookOutcome:
-    def __init__(self, status_code: int, body: dict[str, Any] | None) -> None:
+    def __init__(
+        self, status_code: int, body: dict[str, Any] | None, *, unmatched_ref: str | None = None
+    ) -> None:
         self.status_code = status_code
         self.body = body
+        self.unmatched_ref = unmatched_ref
+        """Set when the event was kept for a job not yet waiting for it: after committing, the
+        caller runs ``reconcile_webhooks`` for this reference."""
 
 
 class WebhookIntake:
@@ -128,7 +133,8 @@ class WebhookIntake:
                         received_at=now,
                     )
                 )
-            return _reply(adapter_cls.webhook_reply(message, accepted=True))
+            reply = adapter_cls.webhook_reply(message, accepted=True)
+            return WebhookOutcome(reply.status_code, reply.body, unmatched_ref=message.external_ref)
         adapter = await self._adapter_for(job)
         if adapter is None or not adapter.verify_webhook(headers, body):
             self.session.add(
@@ -179,6 +185,22 @@ class WebhookIntake:
             job.company_id, job.platform
         )
         return None if connection is None else self.gateway.adapter_for(connection)
+
+
+async def reconcile_webhooks(
+    session: AsyncSession,
+    tracker: Tracker,
+    gateway: PlatformGateway,
+    platform: str,
+    external_ref: str,
+) -> None:
+    """Apply unmatched webhooks of ``external_ref`` if its job is now waiting for them.
+
+    Both sides call this after committing their own write (the worker: ``awaiting_confirmation``;
+    the intake: the unmatched event), so whichever commits second sees the other's row."""
+    job = await SyncRepository(session).find_awaiting_by_external_ref(platform, external_ref)
+    if job is not None and job.status == "awaiting_confirmation":
+        await apply_pending_webhooks(session, tracker, gateway, job, tracker.clock.now())
 
 
 async def apply_pending_webhooks(
