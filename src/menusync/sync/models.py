@@ -13,6 +13,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 from menusync.core.models import Base, IdMixin, TenantMixin, TimestampMixin, _now
 
 DUE_STATUSES = ("pending", "scheduled_retry")
+WEBHOOK_OUTCOMES = ("applied", "ignored", "unmatched", "rejected", "received")
+"""applied: moved its job; ignored: verified but nothing to do (an intermediate status, a job
+already finished); unmatched: no job waits for it yet; rejected: bad signature; received:
+being processed (never seen committed)."""
 
 
 class SyncBatch(IdMixin, TenantMixin, TimestampMixin, Base):
@@ -191,7 +195,7 @@ class WebhookEvent(IdMixin, Base):
     headers: Mapped[dict[str, Any]]
     body: Mapped[str] = mapped_column(Text)
     outcome: Mapped[str] = mapped_column(String(32))
-    """``applied``, ``ignored``, ``unmatched``, ``rejected``, ``duplicate``."""
+    """One of ``WEBHOOK_OUTCOMES``."""
     error: Mapped[str | None] = mapped_column(Text)
     received_at: Mapped[datetime] = mapped_column(default=_now)
     processed_at: Mapped[datetime | None]

@@ -154,11 +154,11 @@ def limiter_keys(policy: PlatformPolicy, store_keys: Iterable[str]) -> list[Limi
     for name, operations, limit, per_store in policy.rules:
         ops = tuple(sorted(operations))
         if not per_store:
-            key = f"{policy.platform}:{name}"
+            key = policy.rule_key(name, None)
             keys.append(LimiterKey(key, policy.platform, limit, "operation", name, ops, None))
             continue
         for store in stores:
-            key = f"{policy.platform}:{name}:{store}"
+            key = policy.rule_key(name, store)
             keys.append(LimiterKey(key, policy.platform, limit, "store", name, ops, store))
     return keys
 

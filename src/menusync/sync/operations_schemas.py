@@ -15,7 +15,8 @@ Count = Annotated[int, Field(ge=0)]
 Percent = Annotated[float, Field(ge=0, le=100, description="Percent, 0..100, two decimals")]
 HealthStatus = Literal["healthy", "degraded", "unhealthy"]
 BreakerStateName = Literal["closed", "open", "half_open"]
-WebhookOutcome = Literal["applied", "ignored", "unmatched", "rejected", "duplicate"]
+WebhookOutcome = Literal["applied", "ignored", "unmatched", "rejected", "received"]
+"""``sync.models.WEBHOOK_OUTCOMES``, as a type for the API schema."""
 
 
 # ---- rate limits ---------------------------------------------------------------------------

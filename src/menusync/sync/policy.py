@@ -29,16 +29,15 @@ class PlatformPolicy:
     rules: tuple[tuple[str, frozenset[str], Limit, bool], ...]
     """(rule name, operations it applies to (empty: all), limit, per store?)."""
 
+    def rule_key(self, name: str, store_key: str | None) -> str:
+        """The limiter key of rule ``name`` (for ``store_key`` when the rule is per store)."""
+        return f"{self.platform}:{name}:{store_key}" if store_key else f"{self.platform}:{name}"
+
     def limits_for(self, operation: str, store_key: str) -> dict[str, Limit]:
         limits = {self.platform: self.budget}
         for name, operations, limit, per_store in self.rules:
             if not operations or operation in operations:
-                key = (
-                    f"{self.platform}:{name}:{store_key}"
-                    if per_store
-                    else f"{self.platform}:{name}"
-                )
-                limits[key] = limit
+                limits[self.rule_key(name, store_key if per_store else None)] = limit
         return limits
 
     def limit_of(self, key: str) -> Limit | None:

@@ -631,7 +631,7 @@ class SyncService:
     async def _target(
         self, auth: AuthContext, platform: str
     ) -> tuple[PlatformAdapter | type[PlatformAdapter], PlatformConnection]:
-        adapter_cls = self.gateway.registry.get(platform)
+        self.gateway.registry.get(platform)  # unknown platform: 404 before anything else
         connection = await self.connections.get_by_platform(auth.company_id, platform)
         if connection is None:
             raise ConnectionNotFound(platform)
@@ -640,7 +640,6 @@ class SyncService:
                 f"The {platform} connection is disabled", details={"platformType": platform}
             )
         return self.gateway.adapter_for(connection), connection
-        del adapter_cls
 
     async def _configuration(
         self,
