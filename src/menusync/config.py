@@ -66,6 +66,11 @@ class SecuritySettings(_Group):
 
 class ApiSettings(_Group):
     max_body_bytes: int = Field(default=5 * 1024 * 1024, ge=1024)
+    requests_per_minute: int = Field(default=600, ge=1)
+    """Per-user request budget on /api/v1, shared by every API process (429 beyond it)."""
+    request_burst: int | None = Field(default=None, ge=0)
+    """Requests allowed above the steady rate after an idle spell (default: a tenth of the
+    per-minute budget)."""
     metrics_public: bool = True
     cors_origins: list[str] = Field(default_factory=list)
 

@@ -135,6 +135,7 @@ def engine_settings(settings: Settings, **engine: Any) -> Settings:
         **engine,
     }
     values["public_url"] = APP_URL
+    values["api"] = {**values["api"], "requests_per_minute": 1_000_000}  # tests poll status often
     return Settings.model_validate(values)
 
 
@@ -170,6 +171,7 @@ async def stack(
     sandbox = create_sandbox_app(sandbox_settings, http_client=http)
     resources = build_resources(stack_settings, engine=engine, http=http)
     app = create_app(stack_settings, resources=resources)
+    # Tests poll status every 50 ms; the per-user request budget would pace them.
     router.routes["sandbox.test"] = httpx2.ASGITransport(app=sandbox)
     router.routes["menusync.test"] = httpx2.ASGITransport(app=app)
     seed = await seed_demo(resources, app.state.platform_runtime, SANDBOX_URL, sandbox_settings)

@@ -103,6 +103,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 400 and "parsing the body" in str(exc.detail):
+            # FastAPI's own answer to a body it cannot decode (not UTF-8, say): bad input is 422.
+            issue = {
+                "path": "body",
+                "message": "The body is not valid JSON text",
+                "code": "json_invalid",
+            }
+            return _render(422, "validation_failed", "The request is invalid", {"issues": [issue]})
         codes = {
             404: "not_found",
             405: "method_not_allowed",

@@ -36,6 +36,7 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
 )
 from pydantic.alias_generators import to_camel
@@ -102,11 +103,23 @@ class Image(_Model):
     alt: LocalizedText | None = None
 
 
+LocalTime = Annotated[
+    time,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d{1,6})?)?$",
+            "description": "Local time of the store, HH:MM",
+        }
+    ),
+]
+
+
 class TimeRange(_Model):
     """``start``-``end`` local time; an ``end`` before ``start`` runs past midnight."""
 
-    start: time
-    end: time
+    start: LocalTime
+    end: LocalTime
 
     @field_validator("start", "end")
     @classmethod

@@ -130,6 +130,7 @@ class ConnectionService:
         adapter = self.gateway.registry.get(platform)
         existing = await self.repository.get_by_platform(auth.company_id, platform)
         aliases = {field.alias or name: name for name, field in adapter.Config.model_fields.items()}
+        to_alias = {name: alias for alias, name in aliases.items()}
         merged = {aliases.get(key, key): value for key, value in values.items()}
         if existing is not None:
             stored = self.gateway.secret_box.open(existing.credentials_encrypted)
@@ -137,7 +138,10 @@ class ConnectionService:
                 if merged.get(name) in (None, MASK) and name in stored:
                     merged[name] = stored[name]
         try:
-            config = adapter.Config.model_validate(merged)
+            # By alias, so that errors name the camelCase keys the client sent.
+            config = adapter.Config.model_validate(
+                {to_alias.get(k, k): v for k, v in merged.items()}
+            )
         except ValidationError as exc:
             issues = validation_issues(exc.errors())
             for issue in issues:

@@ -14,19 +14,29 @@ from menusync.core.errors import PayloadTooLarge
 from menusync.core.schemas import PageParams, Pagination, page_params
 from menusync.core.web import error_responses
 from menusync.sync.dependencies import GatewayDep, SyncServiceDep
-from menusync.sync.models import SyncJob
+from menusync.sync.models import SyncConfiguration, SyncJob
 from menusync.sync.repository import SORTABLE, HistoryFilter, SyncRepository
 from menusync.sync.schemas import (
     ActiveResponse,
+    AvailabilityRequest,
     BatchCancelResponse,
     BatchStatusResponse,
     BatchSyncRequest,
     BatchSyncResponse,
     CancelResponse,
+    ConfigurationRead,
+    ConfigurationResponse,
+    ConfigurationUpdate,
     HistoryResponse,
     IntegrationLogRead,
     JobStatus,
+    MenuConfigurations,
+    MenuConfigurationsResponse,
+    OperationsResponse,
+    PlatformPreview,
     PlatformType,
+    PreviewRequest,
+    PreviewResponse,
     QueueDepth,
     QueueOverview,
     QueueResponse,
@@ -36,6 +46,7 @@ from menusync.sync.schemas import (
     RetryResponse,
     SingleSyncRequest,
     SingleSyncResponse,
+    StoreStatusRequest,
     SyncDetails,
     SyncDetailsResponse,
     SyncOperation,
@@ -370,3 +381,108 @@ async def receive_webhook(
     if outcome.status_code == 204:
         return Response(status_code=204)
     return JSONResponse(outcome.body, status_code=outcome.status_code)
+
+
+def _configuration_read(row: SyncConfiguration) -> ConfigurationRead:
+    return ConfigurationRead(
+        platform_menu_id=row.menu_id,
+        platform_type=row.platform,
+        configuration=row.configuration,
+        auto_sync_enabled=row.auto_sync_enabled,
+        sync_schedule=row.sync_schedule,
+        webhook_url=row.webhook_url,
+        next_run_at=row.next_run_at,
+        last_run_at=row.last_run_at,
+        updated_at=row.updated_at,
+    )
+
+
+MenuIdPath = Annotated[uuid.UUID, Path(alias="platformMenuId")]
+
+
+@router.get(
+    "/configurations/{platformMenuId}",
+    response_model=MenuConfigurationsResponse,
+    summary="A menu's sync configuration on every platform",
+    responses=error_responses(404),
+)
+async def get_configurations(
+    auth: Reader, service: SyncServiceDep, menu_id: MenuIdPath
+) -> MenuConfigurationsResponse:
+    rows = await service.get_configurations(auth, menu_id)
+    return MenuConfigurationsResponse(
+        data=MenuConfigurations(
+            platform_menu_id=menu_id,
+            configurations={row.platform: _configuration_read(row) for row in rows},
+        )
+    )
+
+
+@router.put(
+    "/configurations/{platformMenuId}/{platformType}",
+    response_model=ConfigurationResponse,
+    summary="Set a menu's configuration and schedule on one platform",
+    responses=error_responses(404),
+)
+async def put_configuration(
+    auth: Writer,
+    service: SyncServiceDep,
+    menu_id: MenuIdPath,
+    platform_type: Annotated[PlatformType, Path(alias="platformType")],
+    body: ConfigurationUpdate,
+) -> ConfigurationResponse:
+    row = await service.set_configuration(auth, menu_id, platform_type, body)
+    message = (
+        f"Saved; next scheduled sync at {row.next_run_at.isoformat()}"
+        if row.next_run_at
+        else "Saved"
+    )
+    return ConfigurationResponse(data=_configuration_read(row), message=message)
+
+
+@router.post(
+    "/preview",
+    response_model=PreviewResponse,
+    summary="The exact payload each platform would receive, its issues and the diff; calls no platform",
+    responses=error_responses(404, 409),
+)
+async def preview_sync(
+    auth: Reader, service: SyncServiceDep, body: PreviewRequest
+) -> PreviewResponse:
+    previews = await service.preview(auth, body)
+    return PreviewResponse(data=[PlatformPreview(**entry) for entry in previews])
+
+
+def _operations(jobs: list[SyncJob], what: str) -> OperationsResponse:
+    return OperationsResponse(
+        sync_operations=[
+            SyncOperation(sync_id=j.id, platform_type=j.platform, status=j.status) for j in jobs
+        ],
+        message=f"{what} queued on {len(jobs)} platform(s)",
+    )
+
+
+@router.post(
+    "/availability",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=OperationsResponse,
+    summary="Mark items or options (un)available on chosen platforms (a job per platform)",
+    responses=error_responses(400, 404, 409),
+)
+async def set_availability(
+    auth: Writer, service: SyncServiceDep, body: AvailabilityRequest
+) -> OperationsResponse:
+    return _operations(await service.request_availability(auth, body), "Availability change")
+
+
+@router.post(
+    "/store-status",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=OperationsResponse,
+    summary="Open, close or pause a store on chosen platforms (a job per platform)",
+    responses=error_responses(400, 404, 409),
+)
+async def set_store_status(
+    auth: Writer, service: SyncServiceDep, body: StoreStatusRequest
+) -> OperationsResponse:
+    return _operations(await service.request_store_status(auth, body), f"Store {body.state}")

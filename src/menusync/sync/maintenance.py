@@ -20,12 +20,11 @@ from datetime import datetime, timedelta
 
 import structlog
 from croniter import croniter
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from menusync.config import EngineSettings
 from menusync.core.clock import Clock
-from menusync.core.db import dialect_name
 from menusync.core.http import CallLog
 from menusync.core.resilience.rate_limit import RateLimiter
 from menusync.menus.models import Menu
@@ -300,4 +299,3 @@ class Maintenance:
             await session.execute(
                 delete(WorkerHeartbeat).where(WorkerHeartbeat.last_seen_at < stale)
             )
-            _ = dialect_name, update
