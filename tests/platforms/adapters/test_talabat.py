@@ -895,8 +895,8 @@ async def test_poll_reads_the_import_logs() -> None:
     assert result.message == "Import successful"
     (request,) = fake.calls("GET", LOGS)
     assert request.url.params["sort"] == "desc"
-    assert request.url.params["to"] == "2026-01-05T09:00:00Z"
-    assert request.url.params["from"] == "2025-12-06T09:00:00Z"
+    assert request.url.params["to"] == "2026-01-05T09:00:01Z"
+    assert request.url.params["from"] == "2025-12-06T09:00:01Z"
 
 
 async def test_poll_is_pending_while_in_progress_or_not_listed() -> None:

@@ -1454,14 +1454,16 @@ class TalabatAdapter:
 
         Raises the same errors as :meth:`push_menu`; an import not listed yet is ``pending``.
         """
-        now = self.context.clock.now()
+        # The window ends at the next whole second (the API takes whole seconds, and an import
+        # logged earlier in the current second must be in it) and spans the 30 days allowed.
+        until = self.context.clock.now() + timedelta(seconds=1)
         response = await self._call(
             "push_status",
             "GET",
             f"{self._vendor_path}/menu-import-logs",
             params={
-                "from": (now - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                "to": now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "from": (until - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                "to": until.strftime("%Y-%m-%dT%H:%M:%SZ"),
                 "limit": "100",
                 "sort": "desc",
             },
