@@ -131,7 +131,6 @@ class Worker:
     async def _claim_loop(self) -> None:
         signal = self.resources.signals.jobs
         while not self._stopping.is_set():
-            claimed = False
             while len(self._running) < self.concurrency and not self._stopping.is_set():
                 try:
                     job_id = await self.queue.claim(self.worker_id)
@@ -139,13 +138,10 @@ class Worker:
                     log.exception("claim_failed")
                     job_id = None
                 if job_id is None:
-                    break
-                claimed = True
+                    break  # nothing due: wait for a wake-up (or the polling interval)
                 task = asyncio.create_task(self._run(job_id))
                 self._running.add(task)
                 task.add_done_callback(self._running.discard)
-            if claimed and len(self._running) < self.concurrency:
-                continue
             await signal.wait(self.settings.idle_poll_seconds)
 
     async def _run(self, job_id: uuid.UUID) -> None:

@@ -26,7 +26,7 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx2
@@ -37,9 +37,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from menusync.config import EngineSettings
 from menusync.core.clock import Clock
+from menusync.core.db import dialect_name
 from menusync.core.http import CallLog, CallRecord
 from menusync.core.resilience.circuit_breaker import CircuitBreaker
-from menusync.core.resilience.rate_limit import RateLimiter
+from menusync.core.resilience.rate_limit import Limit, RateLimiter, Reservation
 from menusync.menus.canonical import CanonicalMenu, content_hash
 from menusync.menus.models import Menu
 from menusync.platforms.base import (
@@ -200,9 +201,14 @@ class SyncRunner:
                 return None
             if prepared is None:
                 return None
-            wait = await self._guard(session, tracker, job, prepared, OPERATIONS[prepared.kind])
-        if wait is None:
+            allowed_at = await self._guard(
+                session, tracker, job, prepared, OPERATIONS[prepared.kind]
+            )
+        if allowed_at is None:
             return None
+        # Sleep until the booked slot itself (measured after the commit), not for a wait
+        # computed before it: the call then leaves as close to its slot as the clock allows.
+        wait = (allowed_at - self.clock.now()).total_seconds()
         if wait > 0:
             await asyncio.sleep(wait)
         return prepared
@@ -341,9 +347,9 @@ class SyncRunner:
         job: SyncJob,
         prepared: Prepared,
         operation: str,
-    ) -> float | None:
-        """Breaker, then limiter (last, so its row is locked only until the commit right after).
-        Returns the seconds to wait before calling, or None when the job was deferred."""
+    ) -> datetime | None:
+        """Breaker, then limiter. Returns when the call may go, or None when the job was
+        deferred (no attempt used)."""
         now = self.clock.now()
         permit = await self.breaker.acquire(session, prepared.platform, prepared.probe_owner)
         await self._announce_breaker(tracker, job, permit.changed_to)
@@ -359,9 +365,7 @@ class SyncRunner:
             )
             return None
         limits = self.policies[prepared.platform].limits_for(operation, prepared.store_key)
-        reservation = await self.limiter.reserve(
-            session, limits, max_wait=self.settings.max_inline_wait_seconds
-        )
+        reservation = await self._reserve(session, limits)
         if not reservation.is_granted:
             if permit.is_probe:
                 await self.breaker.release(session, prepared.platform, prepared.probe_owner)
@@ -382,7 +386,22 @@ class SyncRunner:
             f"Calling {prepared.platform} ({items}attempt {job.attempt} of {job.max_attempts})"
         )
         await tracker.progress(job)
-        return reservation.wait_seconds
+        return reservation.allowed_at
+
+    async def _reserve(self, session: AsyncSession, limits: dict[str, Limit]) -> Reservation:
+        """Book the rate-limit slot. On PostgreSQL in a transaction of its own, committed at
+        once: the limiter's rows are shared by every job of every worker, and holding their
+        lock until the job's own commit made all jobs queue on them. A slot booked for a job
+        whose transaction then fails is only wasted, never over budget. On SQLite the job's
+        transaction already holds the database's write lock, so the booking stays inside it."""
+        if dialect_name(session) != "postgresql":
+            return await self.limiter.reserve(
+                session, limits, max_wait=self.settings.max_inline_wait_seconds
+            )
+        async with self.unit_of_work() as own:
+            return await self.limiter.reserve(
+                own, limits, max_wait=self.settings.max_inline_wait_seconds
+            )
 
     # ---- call -------------------------------------------------------------------------------
 
