@@ -180,32 +180,23 @@ class ProcessMeter:
 
 
 async def serve_api() -> None:
+    """The API process as ``menusync api`` runs it: the app's own lifespan starts the relay."""
     import uvicorn
 
-    from menusync.app import create_app
+    from menusync.app import create_asgi_app
     from menusync.config import Settings
-    from menusync.core.resources import build_resources
-    from menusync.realtime.server import create_realtime
 
-    settings = Settings()
-    resources = build_resources(settings)
-    realtime = create_realtime(settings)
-    app = realtime.asgi_app(create_app(settings, resources=resources))
+    app = create_asgi_app(Settings())
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning", backlog=2048))
-    await realtime.start(resources)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", backlog=2048))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
-    try:
-        while not server.started:
-            if serving.done():
-                serving.result()
-            await asyncio.sleep(0.01)
-        say(json.dumps({"port": sock.getsockname()[1]}))
-        await serving
-    finally:
-        await realtime.stop()
-        await resources.aclose()
+    while not server.started:
+        if serving.done():
+            serving.result()
+        await asyncio.sleep(0.01)
+    say(json.dumps({"port": sock.getsockname()[1]}))
+    await serving
 
 
 async def write_events(url: str, companies: list[str], rate: float, seconds: float) -> None:
