@@ -106,6 +106,11 @@ class EngineSettings(_Group):
     idle_poll_seconds: float = Field(default=1.0, gt=0)
     """How often an idle worker looks for due jobs when no wake-up arrives."""
     max_inline_wait_seconds: float = Field(default=2.0, ge=0)
+    rate_safety_margin: float = Field(default=0.02, ge=0, lt=0.5)
+    """Share of every rate limit left unused. Calls leave on their booked slots, but network and
+    scheduling delays move arrivals by tens of milliseconds, and platforms count arrivals in
+    sliding windows: without a margin a late call followed by an on-time one can make the
+    platform see one call too many in a window."""
     """Rate-limit waits up to this long are slept; longer ones reschedule the job."""
     status_poll_seconds: float = Field(default=15, gt=0)
     """How often a job awaiting the platform's confirmation is polled (webhooks usually win)."""

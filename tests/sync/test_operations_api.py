@@ -149,6 +149,13 @@ def clock() -> FrozenClock:
 
 
 @pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The documented budgets exactly (no safety margin), so the figures read as documented."""
+    engine = settings.engine.model_copy(update={"rate_safety_margin": 0.0})
+    return settings.model_copy(update={"engine": engine})
+
+
+@pytest.fixture
 async def api(
     settings: Settings, engine: AsyncEngine, clock: FrozenClock
 ) -> AsyncIterator[httpx2.AsyncClient]:

@@ -102,8 +102,9 @@ class EnginePolicies:
             per_minute = min(rule.requests * 60 / rule.per_seconds for rule in platform_rules)
         if override and override.requests_per_minute:
             per_minute = override.requests_per_minute
-        budget = _limit_per(per_minute, 60.0)
-        scale = override.per_store_scale if override else 1.0
+        keep = 1.0 - settings.rate_safety_margin
+        budget = _limit_per(per_minute * keep, 60.0)
+        scale = (override.per_store_scale if override else 1.0) * keep
         # Per-store rules, and platform-wide rules for particular operations (e.g. Careem's 50
         # catalog syncs a minute across all branches), which every store shares.
         rules = tuple(
