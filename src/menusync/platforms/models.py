@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import Boolean, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
+from menusync.core.http import CallRecord
 from menusync.core.models import Base, IdMixin, TenantMixin, TimestampMixin, _now
 
 
@@ -55,3 +56,30 @@ class IntegrationLog(IdMixin, TenantMixin, Base):
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     correlation_id: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=_now)
+
+    @classmethod
+    def of_call(
+        cls,
+        call: CallRecord,
+        *,
+        company_id: str,
+        platform: str,
+        sync_id: uuid.UUID | None,
+        attempt: int = 1,
+    ) -> IntegrationLog:
+        """The log row of one recorded platform call."""
+        return cls(
+            company_id=company_id,
+            sync_id=sync_id,
+            platform=platform,
+            operation=call.operation,
+            method=call.method,
+            url=call.url,
+            status_code=call.status_code,
+            duration_ms=call.duration_ms,
+            request_body=call.request_body,
+            response_body=call.response_body,
+            error=call.error,
+            attempt=attempt,
+            created_at=call.started_at,
+        )

@@ -188,19 +188,8 @@ class Maintenance:
             result = None
         async with self.unit_of_work() as session:
             session.add_all(
-                IntegrationLog(
-                    company_id=company_id,
-                    sync_id=job_id,
-                    platform=platform,
-                    operation=call.operation,
-                    method=call.method,
-                    url=call.url,
-                    status_code=call.status_code,
-                    duration_ms=call.duration_ms,
-                    request_body=call.request_body,
-                    response_body=call.response_body,
-                    error=call.error,
-                    created_at=call.started_at,
+                IntegrationLog.of_call(
+                    call, company_id=company_id, platform=platform, sync_id=job_id
                 )
                 for call in calls.drain()
             )

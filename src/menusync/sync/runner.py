@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from menusync.config import EngineSettings
 from menusync.core.clock import Clock
 from menusync.core.db import dialect_name
-from menusync.core.http import CallLog, CallRecord
+from menusync.core.http import CallLog
 from menusync.core.resilience.circuit_breaker import CircuitBreaker
 from menusync.core.resilience.rate_limit import Limit, RateLimiter, Reservation
 from menusync.menus.canonical import CanonicalMenu, content_hash
@@ -639,7 +639,16 @@ class SyncRunner:
 
     def _write_calls(self, session: AsyncSession, prepared: Prepared, attempt: int) -> None:
         session.add_all(
-            [_integration_log(prepared, call, attempt) for call in prepared.calls.drain()]
+            [
+                IntegrationLog.of_call(
+                    call,
+                    company_id=prepared.company_id,
+                    platform=prepared.platform,
+                    sync_id=prepared.job_id,
+                    attempt=attempt,
+                )
+                for call in prepared.calls.drain()
+            ]
         )
 
     async def _announce_breaker(self, tracker: Tracker, job: SyncJob, changed: Any) -> None:
@@ -649,24 +658,6 @@ class SyncRunner:
                 EventType.CIRCUIT_BREAKER_CHANGED,
                 {"platformType": job.platform, "state": str(changed)},
             )
-
-
-def _integration_log(prepared: Prepared, call: CallRecord, attempt: int) -> IntegrationLog:
-    return IntegrationLog(
-        company_id=prepared.company_id,
-        sync_id=prepared.job_id,
-        platform=prepared.platform,
-        operation=call.operation,
-        method=call.method,
-        url=call.url,
-        status_code=call.status_code,
-        duration_ms=call.duration_ms,
-        request_body=call.request_body,
-        response_body=call.response_body,
-        error=call.error,
-        attempt=attempt,
-        created_at=call.started_at,
-    )
 
 
 def _sync_config(adapter: PlatformAdapter, values: dict[str, Any]) -> BaseModel:
