@@ -132,6 +132,11 @@ async def test_duplicate_request_returns_the_queued_job(stack: Stack) -> None:
 
 
 async def test_transient_errors_are_retried_to_success(stack: Stack) -> None:
+    from menusync.core.resilience.retry import RetryPolicy
+
+    # Enough retries that the job is still retrying when the test looks (delays are short here).
+    policy = stack.app.state.engine_policies["talabat"]
+    object.__setattr__(policy, "retry", RetryPolicy(max_retries=50, base_delay=0.05, max_delay=0.2))
     await _faults(stack, "talabat", errorRate=1, errorStatuses=[503])
     await stack.start_worker()
 

@@ -348,3 +348,37 @@ class TestAvailabilityAndStoreStatus:
 
         assert response.status_code == 400
         assert response.json()["error"]["details"]["issues"][0]["code"] == "unsupported"
+
+
+async def test_unavailable_items_are_marked_on_deliveroo_once_the_menu_is_live(
+    stack: Stack,
+) -> None:
+    menu = (
+        await stack.client.get(f"/api/v1/menus/{stack.seed.menu_id}", headers=stack.headers)
+    ).json()["data"]["menu"]
+    for item in menu["items"]:
+        if item["id"] == "falafel":
+            item["isAvailable"] = False
+    await stack.client.put(
+        f"/api/v1/menus/{stack.seed.menu_id}", json={"menu": menu}, headers=stack.headers
+    )
+    await stack.start_worker()
+
+    pushed = await stack.wait_for((await stack.sync("deliveroo"))["syncId"])
+
+    async def follow_up_done() -> SyncJob | None:
+        async with stack.resources.sessions() as session:
+            job = (
+                await session.execute(select(SyncJob).where(SyncJob.trigger == "follow_up"))
+            ).scalar_one_or_none()
+        return job if job is not None and job.status == "completed" else None
+
+    from tests.sync.conftest import eventually
+
+    follow_up = await eventually(follow_up_done, what="the follow-up availability job")
+    assert pushed["status"] == "completed"
+    assert follow_up.kind == "availability"
+    assert follow_up.request["changes"] == [
+        {"itemId": "falafel", "isAvailable": False, "kind": "item"}
+    ]
+    assert "falafel" in (await _store(stack, "deliveroo"))["availability"]["unavailable_ids"]

@@ -103,6 +103,14 @@ class PlatformIssue:
 
 
 @dataclass(frozen=True)
+class AvailabilityChange:
+    item_id: str
+    is_available: bool
+    kind: Literal["item", "option"] = "item"
+    until: datetime | None = None
+
+
+@dataclass(frozen=True)
 class MenuPayload:
     """The exact body (or bodies) the platform will receive for one push."""
 
@@ -110,6 +118,9 @@ class MenuPayload:
     items_total: int
     """Sellable items in the payload (for progress counts)."""
     is_partial: bool = False
+    follow_up_availability: tuple[AvailabilityChange, ...] = ()
+    """What the platform's menu body cannot say (Deliveroo has no "unavailable" in an upload):
+    the engine applies these as an availability change once the push is confirmed."""
 
 
 @dataclass(frozen=True)
@@ -155,14 +166,6 @@ class WebhookReply:
 
     status_code: int = 200
     body: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class AvailabilityChange:
-    item_id: str
-    is_available: bool
-    kind: Literal["item", "option"] = "item"
-    until: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -274,7 +274,14 @@ class SyncRunner:
             return None
         job.progress = 20
         prepared.payload = payload
-        prepared.pushed = {"body": payload.body, "items": built.summary}
+        prepared.pushed = {
+            "body": payload.body,
+            "items": built.summary,
+            "followUp": [
+                {"itemId": c.item_id, "isAvailable": c.is_available, "kind": c.kind}
+                for c in payload.follow_up_availability
+            ],
+        }
         return prepared
 
     async def _build(

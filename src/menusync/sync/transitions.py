@@ -6,6 +6,7 @@ a job reaches ``completed`` (or ``failed``...) the same way whoever observed it.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from menusync.sync.models import PushRecord, SyncBatch, SyncJob
+from menusync.sync.queue import notify_jobs
 from menusync.sync.schemas import TERMINAL_STATUSES
 from menusync.sync.tracking import Tracker
 
@@ -56,10 +58,50 @@ async def complete(
         and pushed_payload is not None
     ):
         await record_push(session, job, now, pushed_payload)
+    if job.kind == "menu" and pushed_payload and pushed_payload.get("followUp"):
+        await _queue_follow_up(session, tracker, job, now, pushed_payload["followUp"])
     if "pushedPayload" in (job.request or {}):
         # The push record keeps it; the history row need not carry a second copy.
         job.request = {k: v for k, v in job.request.items() if k != "pushedPayload"}
     await tracker.completed(job)
+
+
+async def _queue_follow_up(
+    session: AsyncSession,
+    tracker: Tracker,
+    job: SyncJob,
+    now: datetime,
+    changes: list[dict[str, Any]],
+) -> None:
+    """Availability the menu body could not carry, applied now that the menu is live (the
+    store was busy until this moment, so the change cannot race the upload)."""
+    follow_up = SyncJob(
+        id=uuid.uuid4(),
+        company_id=job.company_id,
+        batch_id=None,
+        menu_id=job.menu_id,
+        menu_version=job.menu_version,
+        platform=job.platform,
+        store_key=job.store_key,
+        kind="availability",
+        status="pending",
+        priority=max(job.priority, 7),
+        max_attempts=job.max_attempts,
+        next_attempt_at=now,
+        is_forced=True,
+        request={"changes": changes, "after": str(job.id)},
+        trigger="follow_up",
+        initiated_by=job.initiated_by,
+        correlation_id=job.correlation_id,
+        stage="queued",
+        message=f"Marks {len(changes)} item(s) unavailable after the menu went live",
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(follow_up)
+    await session.flush()
+    await tracker.started(follow_up)
+    await notify_jobs(session)
 
 
 async def record_push(

@@ -1074,7 +1074,20 @@ class DeliverooAdapter:
         translator = _Translator(menu, self.config, self._sync_config(sync_config))
         body = translator.build()
         products = sum(1 for item in body["menu"]["items"] if item["type"] == "ITEM")
-        return MenuPayload(body=body, items_total=products, is_partial=False)
+        sent = {item["id"] for item in body["menu"]["items"]}
+        # An upload cannot mark anything unavailable: the engine does it once the upload is live.
+        follow_up = tuple(
+            AvailabilityChange(item_id=item.id, is_available=False, kind="item")
+            for item in menu.items
+            if not item.is_available and item.id in sent
+        ) + tuple(
+            AvailabilityChange(item_id=option.id, is_available=False, kind="option")
+            for option in menu.modifier_options
+            if not option.is_available and option.id in sent
+        )
+        return MenuPayload(
+            body=body, items_total=products, is_partial=False, follow_up_availability=follow_up
+        )
 
     def validate_menu(self, menu: CanonicalMenu, sync_config: Any) -> list[PlatformIssue]:
         """Every rule of PLATFORMS.md 1.3-1.4 the menu breaks, with a path into the canonical
