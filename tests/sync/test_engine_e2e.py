@@ -19,7 +19,7 @@ from menusync.core.resilience.models import CircuitBreakerState
 from menusync.realtime.models import SyncEvent
 from menusync.sync.models import SyncJob, WebhookEvent
 from menusync.sync.queue import JobQueue
-from tests.sync.conftest import Stack, engine_settings, eventually
+from tests.sync.conftest import Stack, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -557,6 +557,3 @@ async def test_outage_opens_the_breaker_and_only_probes_reach_the_platform(
     assert final["attempt"] == 2 + states.count("half_open")
     assert breaker is not None
     assert breaker.state == "closed"
-
-
-_ = engine_settings
