@@ -178,14 +178,12 @@ class Settings(BaseSettings):
         """The effective settings as plain data, secrets masked (for ``menusync config``)."""
         data = self.model_dump(mode="json")
         data["database"]["url"] = _mask_url(self.database_url)
-        for group, key in (
-            ("auth", "jwt_secret"),
-            ("auth", "private_key"),
-            ("security", "encryption_key"),
-        ):
-            data[group][key] = "********" if data[group][key] else "(generated under data_dir)"
-        if data["auth"]["private_key"] == "(generated under data_dir)":
-            data["auth"]["private_key"] = None
+        generated = "(generated under data_dir)"
+        data["auth"]["jwt_secret"] = "********" if self.auth.jwt_secret else generated
+        data["security"]["encryption_key"] = (
+            "********" if self.security.encryption_key else generated
+        )
+        data["auth"]["private_key"] = "********" if self.auth.private_key else None
         return data
 
 

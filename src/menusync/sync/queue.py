@@ -135,8 +135,7 @@ class JobQueue:
         return None
 
     async def heartbeat(self, job_id: uuid.UUID, worker_id: str, now: datetime) -> bool:
-        """Extend the lease; ``False`` when the lease is no longer ours. Also reports a cancel
-        request through ``cancel_requested`` (read by the caller with ``is_cancel_requested``)."""
+        """Extend the lease; ``False`` when the lease is no longer ours (the caller stops)."""
         async with self.sessions() as session, session.begin():
             result = await session.execute(
                 update(SyncJob)

@@ -685,8 +685,6 @@ def _as_platform_error(exc: PlatformError | httpx2.HTTPError) -> PlatformError:
 
 
 def _availability_args(change: dict[str, Any]) -> dict[str, Any]:
-    from datetime import datetime
-
     until = change.get("until")
     return {
         "item_id": change["itemId"],
@@ -697,8 +695,6 @@ def _availability_args(change: dict[str, Any]) -> dict[str, Any]:
 
 
 def _store_status_args(request: dict[str, Any]) -> dict[str, Any]:
-    from datetime import datetime
-
     until = request.get("until")
     return {
         "state": request["state"],

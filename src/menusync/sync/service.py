@@ -76,10 +76,6 @@ class SyncService:
         self.jobs_added = False
         """Set when this unit of work queued jobs (the caller wakes the workers after commit)."""
 
-    @property
-    def session(self) -> Any:
-        return self.repository.session
-
     # ---- requesting ------------------------------------------------------------------------
 
     async def request_sync(
@@ -404,7 +400,6 @@ class SyncService:
             configuration = await self._configuration(
                 auth, menu, platform, request.configuration.get(platform, {}), adapter
             )
-            assert not isinstance(adapter, type)
             sync_config = adapter.SyncConfig.model_validate(configuration)
             issues = [issue.as_dict() for issue in adapter.validate_menu(canonical, sync_config)]
             errors = [issue for issue in issues if issue["severity"] == "error"]
@@ -630,7 +625,7 @@ class SyncService:
 
     async def _target(
         self, auth: AuthContext, platform: str
-    ) -> tuple[PlatformAdapter | type[PlatformAdapter], PlatformConnection]:
+    ) -> tuple[PlatformAdapter, PlatformConnection]:
         self.gateway.registry.get(platform)  # unknown platform: 404 before anything else
         connection = await self.connections.get_by_platform(auth.company_id, platform)
         if connection is None:
@@ -647,7 +642,7 @@ class SyncService:
         menu: Menu,
         platform: str,
         overrides: dict[str, Any],
-        adapter: PlatformAdapter | type[PlatformAdapter],
+        adapter: PlatformAdapter,
     ) -> dict[str, Any]:
         stored = await self.repository.get_configuration(auth.company_id, menu.id, platform)
         merged = {**(stored.configuration if stored else {}), **overrides}
@@ -655,14 +650,13 @@ class SyncService:
 
     def _check_menu(
         self,
-        adapter: PlatformAdapter | type[PlatformAdapter],
+        adapter: PlatformAdapter,
         menu: Menu,
         configuration: dict[str, Any],
         platform: str,
     ) -> list[dict[str, Any]]:
         canonical = CanonicalMenu.model_validate(menu.document)
         sync_config = adapter.SyncConfig.model_validate(configuration)
-        assert not isinstance(adapter, type)
         issues = adapter.validate_menu(canonical, sync_config)
         errors = [issue.as_dict() for issue in issues if issue.severity == "error"]
         if errors:
