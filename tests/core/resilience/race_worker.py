@@ -11,7 +11,8 @@ Commands::
     {"mode": "limiter", "url": ..., "start": ..., "index": i, "count": n,
      "shared": [key, count, period], "stores": [[key, count, period], ...], "max_wait": s}
         n reservations in turn: the shared key alone (no bounded wait), then the shared key with
-        one of the stores (bounded by max_wait); the clock moves 0.4 s after each.
+        one of the stores, taking the stores in turn (bounded by max_wait); the clock moves
+        0.4 s after each.
     {"mode": "probe", "url": ..., "start": ..., "owner": o, "name": breaker}
         one acquire on breaker ``name``.
 """
@@ -44,7 +45,8 @@ async def reserve_slots(
         limits = {shared_key: Limit(*shared)}
         max_wait = None
         if n % 2:
-            store_key, store_limit = stores[(command["index"] + n) % len(stores)]
+            # Each process alternates between the stores, starting from its own.
+            store_key, store_limit = stores[(command["index"] + n // 2) % len(stores)]
             limits[store_key] = store_limit
             max_wait = command["max_wait"]
         async with unit_of_work(sessions) as session:
