@@ -151,7 +151,7 @@ def _build_app(
         return create_asgi_app(settings, embedded_worker=embedded_worker)
     from fastapi import FastAPI
 
-    from menusync.demo import sandbox_settings_for, seed_demo
+    from menusync.demo import onboard_sandbox, sandbox_settings_for, seed_demo
     from menusync.sandbox.app import create_sandbox_app, shutdown_sandbox
 
     public_url = (
@@ -164,6 +164,7 @@ def _build_app(
     sandbox_app = create_sandbox_app(sandbox_settings)
 
     async def seed(fastapi_app: FastAPI) -> None:
+        await onboard_sandbox(sandbox_app, sandbox_settings)
         result = await seed_demo(
             fastapi_app.state.resources,
             fastapi_app.state.platform_runtime,

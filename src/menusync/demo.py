@@ -1,8 +1,9 @@
 """The first run: a demo company whose connections point at the sandbox mounted in this process.
 
 ``menusync serve --demo`` (and ``make run``) mounts the simulators under ``/sandbox/{platform}``,
-seeds company ``demo-company`` with the sample menu and one connection per platform, and prints a
-ready ``company_owner`` token, so a newcomer can sync within a minute.
+onboards the demo stores on them as an integrator does on the real platforms, seeds company
+``demo-company`` with the sample menu and one connection per platform, and prints a ready
+``company_owner`` token, so a newcomer can test the connections and sync within a minute.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import httpx2
 from sqlalchemy import select
+from starlette.types import ASGIApp
 
 from menusync.core.resources import Resources, build_issuer
 from menusync.menus.dependencies import build_menu_service
@@ -30,6 +33,9 @@ from menusync.tenancy.roles import Role
 DEMO_COMPANY = "demo-company"
 DEMO_USER = "demo-owner"
 DEMO_MENU_EXTERNAL_ID = "demo-menu"
+DEMO_BRAND_NAME = "Beit Zaatar"
+DEMO_BRANCH_NAME = "Beit Zaatar JLT"
+DEMO_USER_AGENT = "menusync-demo"
 
 
 def sandbox_settings_for(
@@ -77,6 +83,47 @@ def demo_connections(sandbox_base: str, sandbox: SandboxSettings) -> dict[str, d
             "authBaseUrl": f"{base}/deliveroo",
         },
     }
+
+
+async def onboard_sandbox(sandbox_app: ASGIApp, sandbox: SandboxSettings) -> None:
+    """Leave the sandbox as onboarding leaves the platforms: the demo stores exist.
+
+    Careem knows a branch only once the integrator creates it (``PUT /branches/{branch_id}``
+    under a brand, PLATFORMS.md 3.1), so the demo brand and branch are created through Careem's
+    own API; Careem ops' mapping is implicit in the non-strict sandbox. Talabat's and Deliveroo's
+    simulators create vendors and sites on first use. The calls go to ``sandbox_app`` in-process:
+    this runs at start-up, before the server listens. Raises ``httpx2.HTTPStatusError`` if the
+    sandbox refuses a call.
+    """
+    careem = demo_connections("http://sandbox", sandbox)["careem"]
+    transport = httpx2.ASGITransport(app=sandbox_app)
+    async with httpx2.AsyncClient(transport=transport, timeout=10) as http:
+        token = await http.post(
+            f"{careem['identityBaseUrl']}/token",
+            files={
+                "client_id": (None, careem["clientId"]),
+                "client_secret": (None, careem["clientSecret"]),
+                "grant_type": (None, "client_credentials"),
+                "scope": (None, "pos"),
+            },
+            headers={"User-Agent": DEMO_USER_AGENT},
+        )
+        token.raise_for_status()
+        headers = {
+            "Authorization": f"Bearer {token.json()['access_token']}",
+            "User-Agent": DEMO_USER_AGENT,
+        }
+        api, brand_id = careem["apiBaseUrl"], careem["brandId"]
+        brand = await http.put(
+            f"{api}/brands/{brand_id}", json={"name": DEMO_BRAND_NAME}, headers=headers
+        )
+        brand.raise_for_status()
+        branch = await http.put(
+            f"{api}/branches/{careem['branchId']}",
+            json={"name": DEMO_BRANCH_NAME, "brand_id": brand_id},
+            headers=headers,
+        )
+        branch.raise_for_status()
 
 
 @dataclass(frozen=True)
