@@ -6,7 +6,9 @@ from menusync.menus.models import Menu
 from menusync.platforms.models import IntegrationLog, PlatformConnection
 from menusync.realtime.models import SyncEvent
 from menusync.sync.models import (
+    DailySyncStats,
     PushRecord,
+    RollupProgress,
     SyncBatch,
     SyncConfiguration,
     SyncJob,
@@ -20,12 +22,14 @@ metadata = Base.metadata
 __all__ = [
     "AuditLog",
     "CircuitBreakerState",
+    "DailySyncStats",
     "IdempotencyRecord",
     "IntegrationLog",
     "Menu",
     "PlatformConnection",
     "PushRecord",
     "RateLimitState",
+    "RollupProgress",
     "SyncBatch",
     "SyncConfiguration",
     "SyncEvent",

@@ -13,6 +13,10 @@ These two are the only dialect branches; everything else is one statement for bo
 
 The window is ``[start, end]`` on ``created_at``, served by ``ix_sync_jobs_company_created`` and
 ``ix_integration_logs_company_created``.
+
+Outcome counts by platform (the summary and the platform comparison) read whole days from the
+daily rollup (``sync/rollup.py``) where it is final, and only the rest of the window from the
+jobs: a quarter is about ninety rollup rows per platform plus two partial days of jobs.
 """
 
 from __future__ import annotations
@@ -28,27 +32,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from menusync.analytics.schemas import Bucket
 from menusync.platforms.models import IntegrationLog
 from menusync.sync.models import SyncJob
+from menusync.sync.rollup import StatusCounts, count_outcomes, outcome_columns
 
 FINISHED_OK = "completed"
 FINISHED_FAILED = "failed"
 FINISHED_CANCELLED = "cancelled"
 FINISHED = (FINISHED_OK, FINISHED_FAILED, FINISHED_CANCELLED)
-
-
-@dataclass(frozen=True)
-class StatusCounts:
-    """Jobs of one group by outcome, and the completed jobs' durations."""
-
-    total: int = 0
-    completed: int = 0
-    failed: int = 0
-    cancelled: int = 0
-    completed_with_duration: int = 0
-    completed_duration_sum: int = 0
-
-    @property
-    def active(self) -> int:
-        return self.total - self.completed - self.failed - self.cancelled
 
 
 @dataclass(frozen=True)
@@ -80,29 +69,6 @@ class ErrorRow:
     current: int
     previous: int
     retryable: int
-
-
-def _outcome_columns() -> tuple[ColumnElement[Any], ...]:
-    completed = SyncJob.status == FINISHED_OK
-    return (
-        func.count().label("total"),
-        func.count().filter(completed).label("completed"),
-        func.count().filter(SyncJob.status == FINISHED_FAILED).label("failed"),
-        func.count().filter(SyncJob.status == FINISHED_CANCELLED).label("cancelled"),
-        func.count(SyncJob.duration_ms).filter(completed).label("with_duration"),
-        func.coalesce(func.sum(SyncJob.duration_ms).filter(completed), 0).label("duration_sum"),
-    )
-
-
-def _outcomes(row: Any) -> StatusCounts:
-    return StatusCounts(
-        total=int(row.total),
-        completed=int(row.completed),
-        failed=int(row.failed),
-        cancelled=int(row.cancelled),
-        completed_with_duration=int(row.with_duration),
-        completed_duration_sum=int(row.duration_sum),
-    )
 
 
 def _percentile_by_group(
@@ -185,14 +151,9 @@ class AnalyticsRepository:
     async def count_outcomes_by_platform(
         self, company_id: str, start: datetime, end: datetime, platform: str | None = None
     ) -> dict[str, StatusCounts]:
-        """Jobs created in the window by platform: totals, outcomes, completed durations."""
-        statement = (
-            select(SyncJob.platform, *_outcome_columns())
-            .where(*self._jobs_in(company_id, start, end, platform))
-            .group_by(SyncJob.platform)
-        )
-        rows = (await self.session.execute(statement)).all()
-        return {row.platform: _outcomes(row) for row in rows}
+        """Jobs created in the window by platform: totals, outcomes, completed durations (whole
+        days from the daily rollup)."""
+        return await count_outcomes(self.session, company_id, start, end, platform)
 
     async def duration_percentile_by_platform(
         self,
@@ -271,14 +232,15 @@ class AnalyticsRepository:
         """Jobs created in the window by hour or day (UTC); only buckets that have jobs."""
         bucket_start = self._bucket_start(bucket).label("bucket_start")
         statement = (
-            select(bucket_start, *_outcome_columns())
+            select(bucket_start, *outcome_columns())
             .where(*self._jobs_in(company_id, start, end, platform))
             .group_by(bucket_start)
             .order_by(bucket_start)
         )
         rows = (await self.session.execute(statement)).all()
         return [
-            BucketCounts(start=_as_utc(row.bucket_start), counts=_outcomes(row)) for row in rows
+            BucketCounts(start=_as_utc(row.bucket_start), counts=StatusCounts.of(row))
+            for row in rows
         ]
 
     async def count_failures(
@@ -324,12 +286,12 @@ class AnalyticsRepository:
     ) -> dict[int, StatusCounts]:
         """Jobs created in the window by the number of attempts they made."""
         statement = (
-            select(SyncJob.attempt, *_outcome_columns())
+            select(SyncJob.attempt, *outcome_columns())
             .where(*self._jobs_in(company_id, start, end, platform))
             .group_by(SyncJob.attempt)
         )
         rows = (await self.session.execute(statement)).all()
-        return {int(row.attempt): _outcomes(row) for row in rows}
+        return {int(row.attempt): StatusCounts.of(row) for row in rows}
 
 
 def _as_utc(value: datetime | str) -> datetime:

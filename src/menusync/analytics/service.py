@@ -7,13 +7,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from menusync.analytics.repository import (
-    AnalyticsRepository,
-    CallStats,
-    Distribution,
-    ErrorRow,
-    StatusCounts,
-)
+from menusync.analytics.repository import AnalyticsRepository, CallStats, Distribution, ErrorRow
 from menusync.analytics.schemas import (
     ApiCallStats,
     Bucket,
@@ -34,6 +28,7 @@ from menusync.analytics.schemas import (
     Trend,
 )
 from menusync.core.clock import Clock
+from menusync.sync.rollup import StatusCounts
 from menusync.tenancy.context import AuthContext
 
 PERIODS: dict[Period, timedelta] = {
@@ -55,23 +50,13 @@ def success_rate(counts: StatusCounts) -> float:
 
 
 def avg_duration(counts: StatusCounts) -> int:
-    if not counts.completed_with_duration:
+    if not counts.with_duration:
         return 0
-    return round(counts.completed_duration_sum / counts.completed_with_duration)
+    return round(counts.duration_sum / counts.with_duration)
 
 
 def combine(counts: Iterable[StatusCounts]) -> StatusCounts:
-    total = StatusCounts()
-    for part in counts:
-        total = StatusCounts(
-            total=total.total + part.total,
-            completed=total.completed + part.completed,
-            failed=total.failed + part.failed,
-            cancelled=total.cancelled + part.cancelled,
-            completed_with_duration=total.completed_with_duration + part.completed_with_duration,
-            completed_duration_sum=total.completed_duration_sum + part.completed_duration_sum,
-        )
-    return total
+    return sum(counts, StatusCounts())
 
 
 def truncate(moment: datetime, bucket: Bucket) -> datetime:

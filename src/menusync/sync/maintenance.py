@@ -6,6 +6,8 @@
 - enqueue scheduled syncs (``syncSchedule`` cron) exactly once, however many workers tick: the
   configuration row is claimed with ``FOR UPDATE SKIP LOCKED`` and its ``next_run_at`` moved in
   the same transaction as the job insert;
+- roll finished days of jobs up for analytics, and count again the days a retry reopened
+  (``sync/rollup.py``);
 - record this worker's heartbeat; prune old realtime events.
 """
 
@@ -38,12 +40,15 @@ from menusync.sync import transitions
 from menusync.sync.models import SyncConfiguration, SyncJob, WorkerHeartbeat
 from menusync.sync.policy import EnginePolicies
 from menusync.sync.queue import notify_jobs
+from menusync.sync.rollup import DailyRollup
 from menusync.sync.tracking import Tracker
 from menusync.sync.webhooks import apply_result
 
 log = structlog.get_logger(__name__)
 
 UnitOfWork = Callable[[], AbstractAsyncContextManager[AsyncSession]]
+ROLL_DAYS_PER_TICK = 7
+"""A new installation catches up on its past days a week per tick."""
 
 
 def is_valid_schedule(schedule: str) -> bool:
@@ -86,7 +91,18 @@ class Maintenance:
             pass
         while await self.enqueue_one_schedule():
             pass
+        await self.roll_up()
         await self.prune_events()
+
+    async def roll_up(self) -> None:
+        """Roll up to ``ROLL_DAYS_PER_TICK`` finished days, then recount one reopened day."""
+        rollup = DailyRollup(self.clock)
+        for _ in range(ROLL_DAYS_PER_TICK):
+            async with self.unit_of_work() as session:
+                if await rollup.roll_next_day(session) is None:
+                    break
+        async with self.unit_of_work() as session:
+            await rollup.recount_one(session)
 
     async def heartbeat(self, active_jobs: int) -> None:
         now = self.clock.now()

@@ -1,13 +1,24 @@
-"""Sync jobs (also the queue rows), batches, per-target push history, configurations, webhooks
-and worker heartbeats."""
+"""Sync jobs (also the queue rows), batches, per-target push history, configurations, webhooks,
+worker heartbeats and the daily analytics rollup of jobs."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from menusync.core.models import Base, IdMixin, TenantMixin, TimestampMixin, _now
@@ -87,6 +98,8 @@ class SyncJob(IdMixin, TenantMixin, TimestampMixin, Base):
         Index("ix_sync_jobs_batch", "batch_id"),
         Index("ix_sync_jobs_external", "platform", "external_ref"),
         Index("ix_sync_jobs_awaiting", "status", "next_poll_at"),
+        # The daily rollup reads one day of every company's jobs.
+        Index("ix_sync_jobs_created", "created_at"),
     )
 
     batch_id: Mapped[uuid.UUID | None] = mapped_column(
@@ -213,3 +226,42 @@ class WorkerHeartbeat(Base):
     active_jobs: Mapped[int] = mapped_column(Integer, default=0)
     started_at: Mapped[datetime] = mapped_column(default=_now)
     last_seen_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class DailySyncStats(Base):
+    """Outcomes of one company's jobs on one platform created on one UTC day (the rollup).
+
+    Written by the maintenance tick once the day is over (``sync/rollup.py``); analytics reads
+    whole days from here and only the edges of its window from the jobs. A row is trusted only
+    when ``is_final``: every job of the day had finished when it was counted. Re-queueing a
+    finished job of the day clears ``is_final`` and bumps ``version`` until it is counted again.
+    """
+
+    __tablename__ = "sync_daily_stats"
+
+    company_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    completed: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    cancelled: Mapped[int] = mapped_column(Integer, default=0)
+    with_duration: Mapped[int] = mapped_column(Integer, default=0)
+    """Completed jobs that have a duration (the mean's denominator)."""
+    duration_sum: Mapped[int] = mapped_column(BigInteger, default=0)
+    """Milliseconds, summed over the completed jobs that have a duration."""
+    is_final: Mapped[bool] = mapped_column(Boolean, default=False)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(default=_now)
+
+
+class RollupProgress(Base):
+    """How far the daily rollup has gone: every company's days in ``[from_day, through_day)``
+    are in ``sync_daily_stats`` (a company with no row for such a day had no job that day)."""
+
+    __tablename__ = "sync_rollup_progress"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    from_day: Mapped[date] = mapped_column(Date)
+    through_day: Mapped[date] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(default=_now)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from menusync.platforms.models import IntegrationLog
 from menusync.realtime.models import SyncEvent
 from menusync.sync.models import PushRecord, SyncBatch, SyncConfiguration, SyncJob, WorkerHeartbeat
+from menusync.sync.rollup import FINISHED, count_created
 from menusync.sync.schemas import ACTIVE_STATUSES
 
 
@@ -146,9 +147,7 @@ class SyncRepository:
         limit: int,
     ) -> tuple[Sequence[SyncJob], int]:
         base = self.history_statement(company_id, filters)
-        total = (
-            await self.session.execute(select(func.count()).select_from(base.subquery()))
-        ).scalar_one()
+        total = await self.count_history(company_id, filters)
         column = SORTABLE[sort_by]
         ordered = (
             base.order_by(column.desc() if descending else column.asc(), SyncJob.id)
@@ -157,6 +156,29 @@ class SyncRepository:
         )
         rows = (await self.session.execute(ordered)).scalars().all()
         return rows, int(total)
+
+    async def count_history(self, company_id: str, filters: HistoryFilter) -> int:
+        """How many jobs match: from the daily rollup (whole days) when the filters are ones it
+        keeps (platform, dates, a finished status), else a count of the matching jobs."""
+        counted_by_rollup = filters.status in (None, *FINISHED) and filters == HistoryFilter(
+            platform=filters.platform,
+            status=filters.status,
+            date_from=filters.date_from,
+            date_to=filters.date_to,
+        )
+        if counted_by_rollup:
+            return await count_created(
+                self.session,
+                company_id,
+                filters.date_from,
+                filters.date_to,
+                filters.platform,
+                filters.status,
+            )
+        statement = select(func.count()).select_from(
+            self.history_statement(company_id, filters).subquery()
+        )
+        return int((await self.session.execute(statement)).scalar_one())
 
     async def list_active(self, company_id: str, limit: int = 500) -> Sequence[SyncJob]:
         statement = (

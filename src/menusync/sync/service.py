@@ -35,6 +35,7 @@ from menusync.sync.planner import diff_summaries, menu_summary
 from menusync.sync.policy import EnginePolicies
 from menusync.sync.queue import notify_jobs
 from menusync.sync.repository import HistoryFilter, SyncRepository
+from menusync.sync.rollup import reopen_day
 from menusync.sync.schemas import (
     TERMINAL_STATUSES,
     AvailabilityRequest,
@@ -592,6 +593,7 @@ class SyncService:
             merged = {**(job.request.get("configuration") or {}), **configuration}
             job.request = {**job.request, "configuration": _validated_config(adapter, merged)}
         now = self.clock.now()
+        await reopen_day(self.repository.session, job, now)
         if reset or job.attempt >= job.max_attempts:
             job.attempt = 0
         job.status = "pending" if job.attempt == 0 else "scheduled_retry"
