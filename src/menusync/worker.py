@@ -15,7 +15,7 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import AbstractAsyncContextManager
 
 import psycopg
@@ -33,6 +33,8 @@ from menusync.sync.queue import JOBS_CHANNEL, JobQueue
 from menusync.sync.runner import SyncRunner
 
 log = structlog.get_logger(__name__)
+LISTEN = "worker-listen"
+"""The NOTIFY listener's task: it never ends by itself, so a stop cancels it at once."""
 
 
 def new_worker_id() -> str:
@@ -99,27 +101,32 @@ class Worker:
             asyncio.create_task(self._maintenance_loop(), name="worker-maintenance"),
         ]
         if not self.resources.settings.is_sqlite:
-            self._tasks.append(asyncio.create_task(self._listen(), name="worker-listen"))
+            self._tasks.append(asyncio.create_task(self._listen(), name=LISTEN))
         log.info("worker_started", worker=self.worker_id, concurrency=self.concurrency)
 
     async def stop(self) -> None:
         """Stop claiming, let running jobs finish for a grace period, hand back the rest."""
         self._stopping.set()
         self.resources.signals.jobs.set()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self._running:
-            _done, pending = await asyncio.wait(self._running, timeout=self.grace)
-            for task in pending:
-                task.cancel()
-            for task in pending:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        # The loops see the stop between two transactions and end; cancelling one inside a
+        # transaction could leave its connection holding SQLite's write lock until collected.
+        await self._finish(self._tasks, wait=[t for t in self._tasks if t.get_name() != LISTEN])
+        await self._finish(set(self._running), wait=self._running)
         released = await self.queue.release_all(self.worker_id, self.resources.clock.now())
         log.info("worker_stopped", worker=self.worker_id, released_jobs=released)
+
+    async def _finish(
+        self, tasks: Collection[asyncio.Task[None]], *, wait: Collection[asyncio.Task[None]]
+    ) -> None:
+        """Give ``wait`` the grace period to end by themselves, then cancel what is left."""
+        if wait:
+            await asyncio.wait(wait, timeout=self.grace)
+        pending = [task for task in tasks if not task.done()]
+        for task in pending:
+            task.cancel()
+        for task in pending:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def run_until_stopped(self) -> None:
         await self.start()
