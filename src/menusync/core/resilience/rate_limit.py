@@ -34,7 +34,9 @@ could then see two calls inside one interval), and booking the slow key's far sl
 would waste the fast key's budget when the caller then gives up. So a multi-key reservation locks
 the keys' rows (``SELECT ... FOR UPDATE``, in key order so two callers cannot deadlock; SQLite's
 ``BEGIN IMMEDIATE`` already serialises writers), computes the common time, and books every key at
-that time only if the wait is acceptable; otherwise it books nothing. The fast key's slots before
+that time only if the wait is acceptable; otherwise it books nothing (on PostgreSQL all of that
+is one statement, ``_RESERVE_MANY``, so the rows stay locked for one round trip and the commit,
+not several: they are the hottest rows of the engine). The fast key's slots before
 the common time stay usable by single-key callers only while its ``tat`` is behind; GCRA keeps no
 holes, so an idle fast key loses the idle stretch, never budget it could have used under backlog.
 
@@ -49,7 +51,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import ColumnElement, Table, func, select
+from sqlalchemy import ColumnElement, Table, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -67,6 +69,56 @@ _WAIT_SLACK = 1e-3
 willing to wait one interval is granted the slot one interval (and some microseconds) away."""
 _MAX_ROUNDS = 5
 """Multi-key attempts; more than one only when two callers create the same new key at once."""
+_UNBOUNDED = 1e12
+"""``max_wait`` for callers that wait however long (seconds; about 30,000 years)."""
+
+_RESERVE_MANY = text(
+    """
+    WITH input AS (
+        SELECT * FROM unnest(
+            CAST(:keys AS text[]), CAST(:steps AS float8[]), CAST(:taus AS float8[])
+        ) AS i(key, step, tau)
+    ),
+    locked AS (
+        SELECT s.key, s.tat FROM rate_limit_state AS s
+        WHERE s.key = ANY(CAST(:keys AS text[]))
+        ORDER BY s.key
+        FOR UPDATE
+    ),
+    slot AS (
+        SELECT greatest(CAST(:now AS float8), max(l.tat - i.tau)) AS at, count(*) AS found
+        FROM input AS i JOIN locked AS l ON l.key = i.key
+    ),
+    booked AS (
+        UPDATE rate_limit_state AS s
+        SET tat = greatest(s.tat, slot.at) + i.step, updated_at = :updated_at
+        FROM input AS i, slot
+        WHERE s.key = i.key
+          AND slot.found = cardinality(CAST(:keys AS text[]))
+          AND slot.at - :now <= :max_wait
+        RETURNING s.key
+    )
+    SELECT
+        slot.at,
+        slot.found,
+        (SELECT count(*) FROM booked) AS booked,
+        (SELECT l.key FROM locked AS l JOIN input AS i ON i.key = l.key
+         ORDER BY l.tat - i.tau DESC, l.key LIMIT 1) AS limiting
+    FROM slot
+    """
+)
+"""Several keys in one statement (PostgreSQL): lock every key's row in key order, compute the
+common time ``at`` (the latest next free slot), and book every key at ``at`` only when all rows
+exist and the wait is acceptable. Answers ``at``, how many rows were found and booked, and the
+key that decided ``at``."""
+
+_CREATE_KEYS = text(
+    """
+    INSERT INTO rate_limit_state (key, tat, updated_at)
+    SELECT key, CAST(:now AS float8), :updated_at FROM unnest(CAST(:keys AS text[])) AS key
+    ON CONFLICT (key) DO NOTHING
+    """
+)
 
 
 @dataclass(frozen=True)
@@ -200,6 +252,8 @@ class RateLimiter:
         if len(limits) == 1:
             [(key, limit)] = limits.items()
             return await self._reserve_one(session, dialect, key, limit, now, max_wait)
+        if dialect == "postgresql":
+            return await self._reserve_many_in_one_statement(session, limits, now, max_wait)
         return await self._reserve_many(session, dialect, limits, now, max_wait)
 
     async def penalize(
@@ -301,6 +355,34 @@ class RateLimiter:
                 await savepoint.commit()
                 return self._answer(True, at, now, limiting)
         return self._answer(False, at, now, limiting)
+
+    async def _reserve_many_in_one_statement(
+        self,
+        session: AsyncSession,
+        limits: Mapping[str, Limit],
+        now: float,
+        max_wait: float | None,
+    ) -> Reservation:
+        """``_reserve_many`` as one statement (PostgreSQL): lock, decide and book in one round
+        trip, so the keys' rows stay locked only until the caller's commit, not across several
+        round trips of a client that may be descheduled meanwhile."""
+        keys = sorted(limits)
+        params = {
+            "keys": keys,
+            "steps": [_step(limits[key]) for key in keys],
+            "taus": [limits[key].tolerance for key in keys],
+            "now": now,
+            "max_wait": _UNBOUNDED if max_wait is None else max_wait + _WAIT_SLACK,
+            "updated_at": self._clock.now(),
+        }
+        row = (await session.execute(_RESERVE_MANY, params)).one()
+        if row.found < len(keys):
+            # A key used for the first time: create it (free now), then book.
+            await session.execute(_CREATE_KEYS, params)
+            row = (await session.execute(_RESERVE_MANY, params)).one()
+        at = float(row.at)
+        limiting = row.limiting if at > now else None
+        return self._answer(row.booked == len(keys), at, now, limiting)
 
     async def _book(
         self,
