@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+import uvloop
 from cryptography.fernet import Fernet
 from sqlalchemy.engine import make_url
 
@@ -184,12 +185,14 @@ async def serve_api() -> None:
     import uvicorn
 
     from menusync.app import create_asgi_app
+    from menusync.cli import UVICORN_OPTIONS
     from menusync.config import Settings
 
     app = create_asgi_app(Settings())
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", backlog=2048))
+    options = {**UVICORN_OPTIONS, "log_level": "warning", "backlog": 2048}
+    server = uvicorn.Server(uvicorn.Config(app, **options))
     serving = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         if serving.done():
@@ -408,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--write", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        asyncio.run(serve_api())
+        # uvicorn.run (menusync api) runs on uvloop when it is installed, as it is here.
+        uvloop.run(serve_api())
         return 0
     if args.write:
         url, companies, rate, seconds = args.write
