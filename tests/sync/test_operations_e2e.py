@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from menusync.sync.maintenance import Maintenance
-from menusync.sync.models import SyncConfiguration, SyncJob
+from menusync.sync.models import DailySyncStats, RollupProgress, SyncConfiguration, SyncJob
 from tests.support import auth_headers
-from tests.sync.conftest import Stack
+from tests.sync.conftest import Stack, eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -383,3 +383,37 @@ async def test_unavailable_items_are_marked_on_deliveroo_once_the_menu_is_live(
         {"itemId": "falafel", "isAvailable": False, "kind": "item"}
     ]
     assert "falafel" in (await _store(stack, "deliveroo"))["availability"]["unavailable_ids"]
+
+
+class TestDailyRollup:
+    async def test_workers_roll_past_days_up_and_analytics_read_them(self, stack: Stack) -> None:
+        first = await stack.sync("careem")
+        second = await stack.sync("deliveroo")
+        await stack.start_worker()
+        for started in (first, second):
+            assert (await stack.wait_for(started["syncId"]))["status"] == "completed"
+        three_days_ago = datetime.now(UTC) - timedelta(days=3)
+        async with stack.resources.unit_of_work() as session:
+            await session.execute(update(SyncJob).values(created_at=three_days_ago))
+            await session.execute(delete(RollupProgress))  # as if the jobs had always been old
+
+        async def rolled() -> list[DailySyncStats]:
+            async with stack.resources.sessions() as session:
+                progress = await session.get(RollupProgress, "sync_jobs")
+                if progress is None or progress.through_day < datetime.now(UTC).date():
+                    return []
+                return list((await session.execute(select(DailySyncStats))).scalars())
+
+        rows = await eventually(rolled, what="the maintenance tick rolling the past days up")
+
+        by_platform = {row.platform: row for row in rows}
+        assert by_platform.keys() >= {"careem", "deliveroo"}
+        assert all(row.is_final and row.completed == row.total for row in by_platform.values())
+        summary = await stack.client.get(
+            "/api/v1/platform-sync/analytics/summary",
+            params={"period": "week"},
+            headers=stack.headers,
+        )
+        data = summary.json()["data"]
+        assert data["totalSyncs"] == sum(row.total for row in rows)
+        assert data["platformBreakdown"]["careem"]["successful"] >= 1

@@ -95,14 +95,14 @@ class Maintenance:
         await self.prune_events()
 
     async def roll_up(self) -> None:
-        """Roll up to ``ROLL_DAYS_PER_TICK`` finished days, then recount one reopened day."""
+        """Roll up to ``ROLL_DAYS_PER_TICK`` finished days; once none is due, recount one
+        reopened day (in the same transaction: one per tick in the steady state)."""
         rollup = DailyRollup(self.clock)
         for _ in range(ROLL_DAYS_PER_TICK):
             async with self.unit_of_work() as session:
                 if await rollup.roll_next_day(session) is None:
-                    break
-        async with self.unit_of_work() as session:
-            await rollup.recount_one(session)
+                    await rollup.recount_one(session)
+                    return
 
     async def heartbeat(self, active_jobs: int) -> None:
         now = self.clock.now()
