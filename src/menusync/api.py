@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 
 from menusync.analytics.endpoints import router as analytics_router
+from menusync.dashboard.endpoints import router as dashboard_router
 from menusync.menus.endpoints import router as menus_router
 from menusync.observability.endpoints import router as system_router
 from menusync.platforms.endpoints import router as connections_router
@@ -24,3 +25,4 @@ def include_routers(app: FastAPI) -> None:
     api.include_router(audit_router)
     app.include_router(api)
     app.include_router(system_router)
+    app.include_router(dashboard_router)

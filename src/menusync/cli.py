@@ -192,6 +192,7 @@ def _build_app(
 
 def _print_demo(public_url: str, menu_id: object, token: str, platforms: list[str]) -> None:
     console.rule("[bold green]menusync demo")
+    console.print(f"Dashboard:     {public_url}/  (paste the token below)")
     console.print(f"API docs:      {public_url}/docs")
     console.print(f"Sandbox:       {public_url}/sandbox/{{{','.join(platforms)}}}")
     console.print(f"Demo menu id:  {menu_id}")
