@@ -38,7 +38,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 ROOT = Path(__file__).resolve().parents[1]
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+LOOPBACK = {"127.0.0.1", "localhost", "::1", ""}  # "": the local socket
 SECRET = "bench-secret-that-is-long-enough-for-hs256-0123456789abcdef"
 PLATFORM = "careem"
 CAREEM_WEBHOOK_KEY = "sandbox-careem-api-key"

@@ -29,9 +29,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from bench._stack import admin_url, percentile, say
 from menusync.analytics.repository import AnalyticsRepository
 from menusync.analytics.service import AnalyticsService
 from menusync.core.clock import SystemClock
@@ -44,7 +44,6 @@ from menusync.tenancy.roles import Role
 
 GOAL_MS = 50.0
 BIG_COMPANY = "bench-big"
-LOOPBACK = {"127.0.0.1", "localhost", "::1", ""}
 DAYS = 180
 
 JOBS_SQL = """
@@ -114,29 +113,6 @@ SELECT
     now() - make_interval(secs => {span} * ({n} - i) / {n}::float8)
 FROM generate_series(1::bigint, {n}::bigint) AS i
 """
-
-
-def say(line: str = "") -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-
-
-def admin_url() -> str:
-    url = os.environ.get("MENUSYNC_BENCH_POSTGRES_URL") or os.environ.get(
-        "MENUSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
-    host = make_url(url).host or ""
-    if host not in LOOPBACK:
-        raise SystemExit(f"refusing to benchmark on {host!r}: loopback PostgreSQL only")
-    return url
-
-
-def percentile(samples: list[float], q: float) -> float:
-    ordered = sorted(samples)
-    position = q * (len(ordered) - 1)
-    lo = int(position)
-    hi = min(lo + 1, len(ordered) - 1)
-    return ordered[lo] + (ordered[hi] - ordered[lo]) * (position - lo)
 
 
 async def timed(

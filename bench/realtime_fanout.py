@@ -37,14 +37,13 @@ from typing import Any
 import psycopg
 import uvloop
 from cryptography.fernet import Fernet
-from sqlalchemy.engine import make_url
+
+from bench._stack import SECRET, admin_url, say
 
 ROOT = Path(__file__).resolve().parents[1]
 NODE_CACHE = ROOT / ".cache" / "node"
 CLIENT_VERSION = "4.8.4"
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 GOAL_P99_MS = 100.0
-SECRET = "bench-secret-that-is-long-enough-for-hs256-0123456789abcdef"
 
 
 NODE_CLIENTS = r"""
@@ -120,20 +119,6 @@ process.stdin.on("data", (chunk) => {
 main();
 """
 """The Node program holding the clients (written to a temporary file at run time)."""
-
-
-def say(line: str = "") -> None:
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-
-
-def admin_url() -> str:
-    url = os.environ.get("MENUSYNC_BENCH_POSTGRES_URL") or os.environ.get(
-        "MENUSYNC_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
-    if (make_url(url).host or "") not in LOOPBACK:
-        raise SystemExit("refusing to benchmark on a non-loopback PostgreSQL server")
-    return url
 
 
 def socket_io_client() -> Path:
