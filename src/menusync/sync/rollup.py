@@ -61,8 +61,9 @@ def _insert(session: AsyncSession, table: Table = _STATS) -> postgresql.Insert |
     return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
 
 
-def _counts() -> tuple[ColumnElement[Any], ...]:
-    """The counted columns over ``SyncJob`` rows, in the order of ``COUNTED``."""
+def outcome_columns() -> tuple[ColumnElement[Any], ...]:
+    """The ``COUNTED`` aggregates over ``SyncJob`` rows, in order and labelled (``StatusCounts.of``
+    reads them back)."""
     completed = SyncJob.status == "completed"
     return (
         func.count().label("total"),
@@ -72,11 +73,6 @@ def _counts() -> tuple[ColumnElement[Any], ...]:
         func.count(SyncJob.duration_ms).filter(completed).label("with_duration"),
         func.coalesce(func.sum(SyncJob.duration_ms).filter(completed), 0).label("duration_sum"),
     )
-
-
-def outcome_columns() -> tuple[ColumnElement[Any], ...]:
-    """Aggregates of a ``SyncJob`` query that ``StatusCounts.of`` reads back."""
-    return _counts()
 
 
 @dataclass(frozen=True)
@@ -138,7 +134,7 @@ class DailyRollup:
                     SyncJob.company_id,
                     literal(day, Date),
                     SyncJob.platform,
-                    *_counts(),
+                    *outcome_columns(),
                     _all_finished(),
                     literal(0),
                     literal(now, DailySyncStats.updated_at.type),
@@ -181,7 +177,7 @@ class DailyRollup:
         )
         versions: dict[str, int] = dict(locked.all())
         counted = await session.execute(
-            select(SyncJob.platform, *_counts(), _all_finished())
+            select(SyncJob.platform, *outcome_columns(), _all_finished())
             .where(SyncJob.company_id == company_id, *_created_on(day))
             .group_by(SyncJob.platform)
         )
@@ -295,7 +291,7 @@ async def count_outcomes(
     totals: dict[str, StatusCounts] = {}
     for lower, upper, upper_included in plan.raw:
         statement = (
-            select(SyncJob.platform, *_counts())
+            select(SyncJob.platform, *outcome_columns())
             .where(*_jobs_in(company_id, lower, upper, upper_included, platform))
             .group_by(SyncJob.platform)
         )
